@@ -52,6 +52,14 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def ewsim_available() -> bool:
+    """Whether ``python -m ewsim`` can run (the simulator is developed beside the portal)."""
+    try:
+        return importlib.util.find_spec("ewsim.__main__") is not None
+    except ImportError:
+        return False
+
+
 def manage(*args: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
@@ -117,6 +125,8 @@ class Stop(Exception):
 
 
 class Command(BaseCommand):
+    # Each child (migrate, runserver, ...) runs the system checks itself.
+    requires_system_checks: list[str] = []
     help = (
         "Run the whole portal for development and demo: embedded Redis (unless REDIS_URL is "
         "set), the EWS simulator, migrations, demo data, an RQ worker and the web server. "
@@ -182,8 +192,9 @@ class Command(BaseCommand):
             self.redis_server = embedded_redis.start(var_dir / "redis")
             self.procs.env["REDIS_URL"] = embedded_redis.url(self.redis_server)
             ports["redis"] = f"{self.procs.env['REDIS_URL']} (embedded, data in {var_dir / 'redis'})"
-        if importlib.util.find_spec("ewsim") is None:
-            self.stderr.write("Warning: the ewsim package is not importable; no EWS simulator.")
+        if not ewsim_available():
+            self.stderr.write("Warning: the ewsim package is not available (python -m ewsim); "
+                              "starting without the EWS simulator.")
             return ports
         ewsim_port = free_port()
         proc = self.procs.start("ewsim", [
@@ -238,7 +249,7 @@ class Command(BaseCommand):
             f"  Redis:            {ports['redis']}",
             f"  EWS simulator:    "
             + (f"http://127.0.0.1:{ports['ewsim']}/EWS/Exchange.asmx" if "ewsim" in ports
-               else "not running (ewsim not installed)"),
+               else "not running (ewsim not available)"),
             f"  Data:             {settings.DATABASES['default']['NAME']}",
             "  Stop with Ctrl-C.",
             "=" * 72,
