@@ -3,6 +3,7 @@
 A real server process on a free local port, started without root; used when REDIS_URL is
 not set. ``runportal`` and the test suite's conftest share these helpers.
 """
+
 from __future__ import annotations
 
 import signal

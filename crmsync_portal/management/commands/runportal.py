@@ -10,6 +10,7 @@
 5. Print where everything runs, then supervise: when a child exits, stop the rest and exit
    non-zero naming it; on SIGINT/SIGTERM stop the children (terminate, wait, kill) and Redis.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,7 +24,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.management import get_commands
@@ -64,8 +65,9 @@ def manage(*args: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
 
-def wait_for_http(name: str, url: str, proc: subprocess.Popen,
-                  timeout: float = READY_TIMEOUT) -> None:
+def wait_for_http(
+    name: str, url: str, proc: subprocess.Popen, timeout: float = READY_TIMEOUT
+) -> None:
     """Poll until the server at url answers with any HTTP status; fail if proc exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -126,7 +128,7 @@ class Stop(Exception):
 
 class Command(BaseCommand):
     # Each child (migrate, runserver, ...) runs the system checks itself.
-    requires_system_checks: list[str] = []
+    requires_system_checks: ClassVar[list[str]] = []
     help = (
         "Run the whole portal for development and demo: embedded Redis (unless REDIS_URL is "
         "set), the EWS simulator, migrations, demo data, an RQ worker and the web server. "
@@ -166,7 +168,9 @@ class Command(BaseCommand):
             ports["web"] = f"{host}:{port}"
             demo_output = self._prepare_database(ports.get("ewsim"), options["no_demo"])
             self._start_workers()
-            web = self.procs.start("web server", manage("runserver", f"{host}:{port}", "--noreload"))
+            web = self.procs.start(
+                "web server", manage("runserver", f"{host}:{port}", "--noreload")
+            )
             wait_for_http("web server", f"http://{local_host(host)}:{port}/", web)
             self._print_summary(ports, demo_output, options["no_demo"])
             self._supervise()
@@ -191,16 +195,30 @@ class Command(BaseCommand):
 
             self.redis_server = embedded_redis.start(var_dir / "redis")
             self.procs.env["REDIS_URL"] = embedded_redis.url(self.redis_server)
-            ports["redis"] = f"{self.procs.env['REDIS_URL']} (embedded, data in {var_dir / 'redis'})"
+            ports["redis"] = (
+                f"{self.procs.env['REDIS_URL']} (embedded, data in {var_dir / 'redis'})"
+            )
         if not ewsim_available():
-            self.stderr.write("Warning: the ewsim package is not available (python -m ewsim); "
-                              "starting without the EWS simulator.")
+            self.stderr.write(
+                "Warning: the ewsim package is not available (python -m ewsim); "
+                "starting without the EWS simulator."
+            )
             return ports
         ewsim_port = free_port()
-        proc = self.procs.start("ewsim", [
-            sys.executable, "-m", "ewsim", "--host", "127.0.0.1", "--port", str(ewsim_port),
-            "--data", str(var_dir / "ewsim.sqlite3"),
-        ])
+        proc = self.procs.start(
+            "ewsim",
+            [
+                sys.executable,
+                "-m",
+                "ewsim",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ewsim_port),
+                "--data",
+                str(var_dir / "ewsim.sqlite3"),
+            ],
+        )
         wait_for_http("EWS simulator", f"http://127.0.0.1:{ewsim_port}/", proc)
         ports["ewsim"] = str(ewsim_port)
         return ports
@@ -218,8 +236,13 @@ class Command(BaseCommand):
         return self._run_step(argv, capture=True)
 
     def _run_step(self, argv: list[str], capture: bool = False) -> str:
-        result = subprocess.run(argv, env=self.procs.env, text=True,
-                                stdout=subprocess.PIPE if capture else None)
+        result = subprocess.run(
+            argv,
+            check=False,
+            env=self.procs.env,
+            text=True,
+            stdout=subprocess.PIPE if capture else None,
+        )
         if capture and result.stdout:
             self.stdout.write(result.stdout.rstrip())
         if result.returncode != 0:
@@ -236,7 +259,7 @@ class Command(BaseCommand):
         if no_demo:
             signin = "no demo data (--no-demo); create a user with: manage.py createsuperuser"
         elif demo_output:
-            signin = "the administrator sign-in printed just above by seed_demo"
+            signin = "see the output of seed_demo below"
         else:
             signin = "no demo data; create a user with: manage.py createsuperuser"
         lines = [
@@ -245,15 +268,26 @@ class Command(BaseCommand):
             f"  CRM Sync Portal:  http://{local_host(host)}:{port}/",
             f"  Sign in:          {signin}",
             f"  Web server:       runserver on {ports['web']}",
-            f"  Worker:           rqworker default sync --with-scheduler",
+            "  Worker:           rqworker default sync --with-scheduler",
+            "  Scheduler:        "
+            + (
+                SCHEDULER_COMMAND
+                if "scheduler" in self.procs.children
+                else "not yet (arrives with the sync engine)"
+            ),
             f"  Redis:            {ports['redis']}",
-            f"  EWS simulator:    "
-            + (f"http://127.0.0.1:{ports['ewsim']}/EWS/Exchange.asmx" if "ewsim" in ports
-               else "not running (ewsim not available)"),
+            "  EWS simulator:    "
+            + (
+                f"http://127.0.0.1:{ports['ewsim']}/EWS/Exchange.asmx"
+                if "ewsim" in ports
+                else "not running (ewsim not available)"
+            ),
             f"  Data:             {settings.DATABASES['default']['NAME']}",
-            "  Stop with Ctrl-C.",
-            "=" * 72,
         ]
+        if demo_output.strip():
+            lines += ["  Demo data (output of seed_demo):"]
+            lines += [f"    {line}" for line in demo_output.strip().splitlines()]
+        lines += ["  Stop with Ctrl-C.", "=" * 72]
         self.stdout.write("\n".join(lines))
 
     def _supervise(self) -> None:
