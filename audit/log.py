@@ -1,0 +1,106 @@
+"""Recording audit events: one call per change, from the model layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.http import HttpRequest
+
+from audit.models import AuditEvent
+
+MASK = "********"
+MASK_CHANGED = "******** (changed)"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change and from where: a signed-in user or the system."""
+
+    user: Any = None
+    ip: str | None = None
+    name: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Actor:
+        return cls(user=request.user, ip=client_ip(request), name=request.user.get_username())
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        return cls(name=name)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or (self.user.get_username() if self.user else "system")
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    header = settings.CLIENT_IP_HEADER
+    if header:
+        forwarded = request.headers.get(header, "")
+        # The first address is the client; proxies append theirs.
+        first = forwarded.split(",")[0].strip()
+        if first:
+            return first
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe form of a field value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, models.Model):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def snapshot(obj: models.Model, fields: list[str], secret_fields: list[str]) -> dict[str, Any]:
+    """The audited fields of obj; secrets reduced to whether they are set."""
+    values: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(obj, name)
+        values[name] = bool(value) if name in secret_fields else _plain(value)
+    return values
+
+
+def diff(
+    before: dict[str, Any], after: dict[str, Any], secret_fields: list[str], *, secret_changed: set[str] | None = None
+) -> dict[str, list[Any]]:
+    """{"field": [before, after]} for the fields that differ, secrets masked."""
+    secret_changed = secret_changed or set()
+    changes: dict[str, list[Any]] = {}
+    for name in after:
+        old = before.get(name)
+        new = after[name]
+        if name in secret_fields:
+            if name in secret_changed or old != new:
+                changes[name] = [MASK if old else "", MASK_CHANGED if new else ""]
+        elif old != new:
+            changes[name] = [old, new]
+    return changes
+
+
+def record(
+    actor: Actor,
+    action: str,
+    obj: models.Model,
+    *,
+    changes: dict[str, list[Any]] | None = None,
+    organization: Any = None,
+) -> AuditEvent:
+    user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+    return AuditEvent.objects.create(
+        actor=user,
+        actor_name=actor.display_name,
+        ip=actor.ip,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        object_repr=str(obj)[:255],
+        organization_id=getattr(organization, "pk", None),
+        organization_name=str(organization or "")[:200],
+        changes=changes or {},
+    )

@@ -1,0 +1,84 @@
+"""Auditing for models: snapshot what was loaded, record what changed on save."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models, transaction
+
+from audit.log import MASK, MASK_CHANGED, Actor, record
+
+_MISSING = object()
+
+
+class AuditedModel(models.Model):
+    """A model whose saves and deletes through ``*_audited`` append audit events.
+
+    1. ``from_db`` keeps the raw values of ``audit_fields`` as loaded (no queries).
+    2. ``save_audited`` compares them with the current values, saves, and records
+       one event in the same transaction; secrets appear only as masks.
+    """
+
+    audit_name: ClassVar[str] = ""
+    audit_fields: ClassVar[tuple[str, ...]] = ()
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def from_db(cls, db: str, field_names: Any, values: Any) -> Any:
+        obj = super().from_db(db, field_names, values)
+        obj._audit_loaded = obj._audit_raw()
+        return obj
+
+    def audit_organization(self) -> Any:
+        return None
+
+    def _audit_raw(self) -> dict[str, Any]:
+        raw = {}
+        for name in self.audit_fields:
+            value = self.__dict__.get(self._meta.get_field(name).attname, _MISSING)
+            if value is not _MISSING:
+                raw[name] = value
+        return raw
+
+    def _render(self, name: str, value: Any, *, current: bool) -> Any:
+        field = self._meta.get_field(name)
+        if value is None or value == "":
+            return value
+        if field.is_relation:
+            related = getattr(self, name) if current else field.related_model._base_manager.filter(pk=value).first()
+            return str(related) if related is not None else str(value)
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        if isinstance(value, (bool, int, float, str)):
+            return value
+        return str(value)
+
+    def audit_changes(self) -> dict[str, list[Any]]:
+        before = getattr(self, "_audit_loaded", {}) if not self._state.adding else {}
+        changes: dict[str, list[Any]] = {}
+        for name, new in self._audit_raw().items():
+            old = before.get(name)
+            if old == new or (self._state.adding and new in (None, "", False)):
+                continue
+            if name in self.secret_fields:
+                changes[name] = [MASK if old else "", MASK_CHANGED if new else ""]
+            else:
+                changes[name] = [self._render(name, old, current=False), self._render(name, new, current=True)]
+        return changes
+
+    def save_audited(self, actor: Actor, action: str | None = None, **save_kwargs: Any) -> None:
+        adding = self._state.adding
+        changes = self.audit_changes()
+        action = action or f"{self.audit_name}.{'created' if adding else 'updated'}"
+        with transaction.atomic():
+            self.save(**save_kwargs)
+            if adding or changes:
+                record(actor, action, self, changes=changes, organization=self.audit_organization())
+        self._audit_loaded = self._audit_raw()
+
+    def delete_audited(self, actor: Actor) -> None:
+        with transaction.atomic():
+            record(actor, f"{self.audit_name}.deleted", self, organization=self.audit_organization())
+            self.delete()

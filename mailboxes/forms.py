@@ -1,0 +1,235 @@
+"""Forms validate and normalise; the models hold the rules."""
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from mailboxes.models import (
+    ActMethod,
+    ApprovalStatus,
+    EmailServerProfile,
+    IncomingMethod,
+    Mailbox,
+    Membership,
+    Organization,
+    OutgoingMethod,
+    TestStatus,
+    find_mapped,
+)
+
+KEEP_SECRET_HELP = _("A value is stored. Leave this empty to keep it.")
+
+
+class SecretFieldsMixin:
+    """Secrets are write-only: never rendered back; an empty field keeps the stored value."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def _setup_secrets(self) -> None:
+        for name in self.secret_fields:
+            field = self.fields[name]
+            field.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+            field.required = False
+            if getattr(self.instance, name):
+                field.help_text = KEEP_SECRET_HELP
+
+    def _keep_secrets(self, cleaned: dict[str, Any]) -> None:
+        for name in self.secret_fields:
+            if not cleaned.get(name):
+                cleaned[name] = getattr(self.instance, name)
+
+
+class DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M", **kwargs)
+
+
+def _validate_constraints(form: forms.ModelForm, also_exclude: set[str]) -> None:
+    try:
+        form.instance.validate_constraints(exclude=form._get_validation_exclusions() | also_exclude)
+    except forms.ValidationError as error:
+        form._update_errors(error)
+
+
+def _organizations(admin_org_ids: list[Any]) -> Any:
+    return Organization.objects.filter(pk__in=admin_org_ids)
+
+
+class ProfileForm(SecretFieldsMixin, forms.ModelForm):
+    secret_fields = ("password", "oauth_client_secret")
+
+    class Meta:
+        model = EmailServerProfile
+        fields = [
+            "organization", "name", "kind", "ews_url", "use_autodiscover", "auth_type", "credentials_source",
+            "username", "password", "oauth_tenant_id", "oauth_client_id", "oauth_client_secret",
+            "incoming_host", "incoming_port", "incoming_tls", "outgoing_host", "outgoing_port", "outgoing_tls",
+            "polling_interval_minutes", "max_concurrent_connections", "process_email_after", "timeout_seconds",
+            "is_default",
+        ]
+        widgets = {"process_email_after": DateTimeInput()}
+
+    def __init__(self, *args: Any, admin_org_ids: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_secrets()
+        orgs = self.fields["organization"]
+        orgs.queryset = _organizations(admin_org_ids)
+        if self.instance.pk:
+            orgs.disabled = True
+        elif len(admin_org_ids) == 1:
+            orgs.initial = admin_org_ids[0]
+
+    def clean_name(self) -> str:
+        return self.cleaned_data["name"].strip()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._keep_secrets(cleaned)
+        return cleaned
+
+    def validate_constraints(self) -> None:
+        # The default flag is moved from the old default by make_default(), not refused.
+        _validate_constraints(self, {"is_default"})
+
+
+class MailboxForm(SecretFieldsMixin, forms.ModelForm):
+    secret_fields = ("password",)
+
+    confirm_remap = forms.BooleanField(
+        label=_("Move this address here from the mailbox it is mapped to now"),
+        required=False,
+        help_text=_("The other mailbox loses the address and stops synchronizing."),
+    )
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "organization", "owner_type", "user", "queue_name", "address", "profile", "incoming_method",
+            "outgoing_method", "act_method", "tracking_rule", "process_email_after", "username", "password",
+            "is_active",
+        ]
+        widgets = {"process_email_after": DateTimeInput()}
+
+    def __init__(self, *args: Any, admin_org_ids: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_secrets()
+        self.remap_from: Mailbox | None = None
+        self.admin_org_ids = admin_org_ids
+        orgs = self.fields["organization"]
+        orgs.queryset = _organizations(admin_org_ids)
+        if self.instance.pk:
+            orgs.disabled = True
+        elif len(admin_org_ids) == 1:
+            orgs.initial = admin_org_ids[0]
+        members = Membership.objects.filter(organization_id__in=admin_org_ids).values("user_id")
+        self.fields["user"].queryset = get_user_model().objects.filter(pk__in=members).order_by("username")
+        self.fields["user"].required = False
+        self.fields["profile"].queryset = EmailServerProfile.objects.filter(organization_id__in=admin_org_ids)
+        if not self.instance.pk and not self.is_bound:
+            default = self.fields["profile"].queryset.filter(is_default=True).first()
+            if default:
+                self.initial.setdefault("profile", default.pk)
+
+    def clean_address(self) -> str:
+        return self.cleaned_data["address"].strip().lower()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        self._keep_secrets(cleaned)
+        self._check_remap(cleaned)
+        self._check_credentials(cleaned)
+        return cleaned
+
+    def _check_remap(self, cleaned: dict[str, Any]) -> None:
+        address = cleaned.get("address")
+        if not address:
+            return
+        mapped = find_mapped(address, exclude=self.instance)
+        if mapped is None:
+            return
+        if mapped.organization_id not in self.admin_org_ids:
+            self.add_error(
+                "address",
+                _("This address is mapped to a mailbox of another organization; an administrator there must release it."),
+            )
+        elif not cleaned.get("confirm_remap"):
+            self.add_error(
+                "address",
+                _("This address is already mapped to the mailbox of %(owner)s. Tick the box below to move it here.")
+                % {"owner": mapped.owner_name},
+            )
+        else:
+            self.remap_from = mapped
+
+    def _check_credentials(self, cleaned: dict[str, Any]) -> None:
+        profile = cleaned.get("profile")
+        if profile and profile.credentials_source == "mailbox":
+            if not cleaned.get("username"):
+                self.add_error("username", _("This server profile uses each mailbox's own credentials: enter them."))
+            if not cleaned.get("password"):
+                self.add_error("password", _("This server profile uses each mailbox's own credentials: enter them."))
+
+    def validate_constraints(self) -> None:
+        # A confirmed remap releases the old mailbox's address before saving.
+        _validate_constraints(self, {"address"} if self.remap_from is not None else set())
+
+
+class MailboxFilterForm(forms.Form):
+    SORTS = {
+        "address": "address",
+        "-address": "-address",
+        "owner": "user__username",
+        "-owner": "-user__username",
+        "profile": "profile__name",
+        "-profile": "-profile__name",
+        "approval": "approval_status",
+        "-approval": "-approval_status",
+        "status": "test_overall",
+        "-status": "-test_overall",
+        "updated": "updated",
+        "-updated": "-updated",
+    }
+
+    q = forms.CharField(label=_("Search"), required=False)
+    profile = forms.ModelChoiceField(label=_("Profile"), queryset=EmailServerProfile.objects.none(), required=False)
+    approval = forms.ChoiceField(label=_("Approval"), choices=[("", _("Any"))] + ApprovalStatus.choices, required=False)
+    status = forms.ChoiceField(label=_("Test status"), choices=[("", _("Any"))] + TestStatus.choices, required=False)
+    incoming = forms.ChoiceField(label=_("Incoming"), choices=[("", _("Any"))] + IncomingMethod.choices, required=False)
+    outgoing = forms.ChoiceField(label=_("Outgoing"), choices=[("", _("Any"))] + OutgoingMethod.choices, required=False)
+    act = forms.ChoiceField(label=_("ACT"), choices=[("", _("Any"))] + ActMethod.choices, required=False)
+    sort = forms.ChoiceField(choices=[(k, k) for k in SORTS], required=False)
+
+    def __init__(self, *args: Any, org_ids: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["profile"].queryset = EmailServerProfile.objects.filter(organization_id__in=org_ids)
+
+    def apply(self, qs: Any) -> Any:
+        """Filter and sort a mailbox queryset; invalid values are ignored, not fatal."""
+        data = self.cleaned_data if self.is_valid() else {}
+        if q := (data.get("q") or "").strip():
+            qs = qs.filter(
+                Q(address__icontains=q)
+                | Q(queue_name__icontains=q)
+                | Q(user__username__icontains=q)
+                | Q(user__first_name__icontains=q)
+                | Q(user__last_name__icontains=q)
+                | Q(user__email__icontains=q)
+            )
+        if data.get("profile"):
+            qs = qs.filter(profile=data["profile"])
+        for name, field in (
+            ("approval", "approval_status"),
+            ("status", "test_overall"),
+            ("incoming", "incoming_method"),
+            ("outgoing", "outgoing_method"),
+            ("act", "act_method"),
+        ):
+            if data.get(name):
+                qs = qs.filter(**{field: data[name]})
+        return qs.order_by(self.SORTS.get(data.get("sort") or "address", "address"), "id")

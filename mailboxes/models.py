@@ -1,0 +1,557 @@
+"""Organizations, memberships, email server profiles and mailbox records.
+
+The rules of DOMAIN.md that belong to a single row live here: which sync
+methods a mailbox may use, approval, and the one-of rules (one synchronizing
+organization per user, one mailbox per user, one user per address).
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from audit.log import Actor
+from audit.mixins import AuditedModel
+from crmsync_portal.lib.fields import EncryptedTextField
+
+
+class Role(models.TextChoices):
+    ADMINISTRATOR = "administrator", _("Administrator")
+    APPROVER = "approver", _("Approver")
+    AUDITOR = "auditor", _("Auditor")
+    USER = "user", _("User")
+
+
+class Organization(AuditedModel):
+    audit_name = "organization"
+    audit_fields = (
+        "name",
+        "require_approval_user_mailboxes",
+        "require_approval_queue_mailboxes",
+        "ignore_logical_deletes",
+        "auto_approve_instance_changes",
+    )
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    require_approval_user_mailboxes = models.BooleanField(
+        _("require approval of user mailbox addresses"), default=True
+    )
+    require_approval_queue_mailboxes = models.BooleanField(
+        _("require approval of queue mailbox addresses"), default=True
+    )
+    ignore_logical_deletes = models.BooleanField(
+        _("ignore logical deletes"),
+        default=False,
+        help_text=_("Keep mailbox items when their CRM record stops matching the sync filters."),
+    )
+    auto_approve_instance_changes = models.BooleanField(
+        _("auto-approve sync-instance changes"), default=False
+    )
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_organization(self) -> Organization:
+        return self
+
+
+class Membership(AuditedModel):
+    """A user's role in an organization; one membership is the synchronizing one."""
+
+    audit_name = "membership"
+    audit_fields = ("user", "organization", "role", "is_sync_organization")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("organization")
+    )
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices, default=Role.USER)
+    is_sync_organization = models.BooleanField(_("synchronizing organization"), default=False)
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_org"),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(is_sync_organization=True),
+                name="one_sync_organization_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+    def audit_organization(self) -> Organization:
+        return self.organization
+
+    @classmethod
+    def add(cls, actor: Actor, user: Any, organization: Organization, role: str) -> Membership:
+        """Add a member; a user's first organization becomes the synchronizing one."""
+        with transaction.atomic():
+            first = not cls.objects.select_for_update().filter(user=user).exists()
+            membership = cls(user=user, organization=organization, role=role, is_sync_organization=first)
+            membership.save_audited(actor)
+        return membership
+
+    def make_synchronizing(self, actor: Actor) -> None:
+        """Make this the user's synchronizing organization: explicit and audited."""
+        if self.is_sync_organization:
+            return
+        with transaction.atomic():
+            for previous in Membership.objects.select_for_update().filter(user=self.user, is_sync_organization=True):
+                previous.is_sync_organization = False
+                previous.save_audited(actor, "membership.sync_organization_released", update_fields=["is_sync_organization"])
+            self.is_sync_organization = True
+            self.save_audited(actor, "membership.sync_organization_taken", update_fields=["is_sync_organization"])
+
+
+class ProfileKind(models.TextChoices):
+    EXCHANGE_ONPREM = "exchange_onprem", _("Exchange Server (on-premises, EWS)")
+    EXCHANGE_ONLINE = "exchange_online", _("Exchange Online (EWS)")
+    POP3_SMTP = "pop3_smtp", _("POP3/SMTP")
+    IMAP_SMTP = "imap_smtp", _("IMAP/SMTP")
+
+
+class AuthType(models.TextChoices):
+    BASIC = "basic", _("Basic")
+    NTLM = "ntlm", _("NTLM")
+    OAUTH2 = "oauth2", _("OAuth 2.0 client credentials")
+
+
+class CredentialsSource(models.TextChoices):
+    PROFILE = "profile", _("Credentials of this profile (service account)")
+    MAILBOX = "mailbox", _("Each mailbox's own credentials")
+
+
+EXCHANGE_KINDS = {ProfileKind.EXCHANGE_ONPREM, ProfileKind.EXCHANGE_ONLINE}
+
+
+class EmailServerProfile(AuditedModel):
+    audit_name = "server_profile"
+    audit_fields = (
+        "name", "kind", "ews_url", "use_autodiscover", "auth_type", "credentials_source", "username",
+        "password", "oauth_tenant_id", "oauth_client_id", "oauth_client_secret", "incoming_host",
+        "incoming_port", "incoming_tls", "outgoing_host", "outgoing_port", "outgoing_tls",
+        "polling_interval_minutes", "max_concurrent_connections", "process_email_after",
+        "timeout_seconds", "is_default",
+    )
+    secret_fields = ("password", "oauth_client_secret")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="profiles", verbose_name=_("organization")
+    )
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(_("server type"), max_length=20, choices=ProfileKind.choices)
+    ews_url = models.URLField(_("EWS URL"), blank=True, help_text=_("For example https://mail.example.com/EWS/Exchange.asmx"))
+    use_autodiscover = models.BooleanField(_("locate the server by autodiscover"), default=False)
+    auth_type = models.CharField(_("authentication"), max_length=10, choices=AuthType.choices, default=AuthType.BASIC)
+    credentials_source = models.CharField(
+        _("credentials"), max_length=10, choices=CredentialsSource.choices, default=CredentialsSource.PROFILE
+    )
+    username = models.CharField(_("user name"), max_length=254, blank=True)
+    password = EncryptedTextField(_("password"), blank=True)
+    oauth_tenant_id = models.CharField(_("OAuth tenant id"), max_length=100, blank=True)
+    oauth_client_id = models.CharField(_("OAuth client id"), max_length=100, blank=True)
+    oauth_client_secret = EncryptedTextField(_("OAuth client secret"), blank=True)
+    incoming_host = models.CharField(_("incoming server"), max_length=253, blank=True)
+    incoming_port = models.PositiveIntegerField(
+        _("incoming port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    incoming_tls = models.BooleanField(_("incoming TLS"), default=True)
+    outgoing_host = models.CharField(_("outgoing (SMTP) server"), max_length=253, blank=True)
+    outgoing_port = models.PositiveIntegerField(
+        _("outgoing port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    outgoing_tls = models.BooleanField(_("outgoing TLS"), default=True)
+    polling_interval_minutes = models.PositiveIntegerField(
+        _("polling interval (minutes)"), default=5, validators=[MinValueValidator(1), MaxValueValidator(1440)]
+    )
+    max_concurrent_connections = models.PositiveIntegerField(
+        _("maximum concurrent connections"), default=10, validators=[MinValueValidator(1), MaxValueValidator(300)]
+    )
+    process_email_after = models.DateTimeField(_("process email received after"), null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(
+        _("connection timeout (seconds)"), default=120, validators=[MinValueValidator(5), MaxValueValidator(600)]
+    )
+    is_default = models.BooleanField(_("default for new mailboxes"), default=False)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("email server profile")
+        verbose_name_plural = _("email server profiles")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name"],
+                name="unique_profile_name_per_org",
+                violation_error_message=_("A server profile with this name exists already."),
+            ),
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(is_default=True), name="one_default_profile_per_org"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_organization(self) -> Organization:
+        return self.organization
+
+    @property
+    def is_exchange(self) -> bool:
+        return self.kind in EXCHANGE_KINDS
+
+    @property
+    def carries_act(self) -> bool:
+        """POP3/IMAP profiles carry email only, never appointments, contacts and tasks."""
+        return self.is_exchange
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.is_exchange:
+            if not self.ews_url and not self.use_autodiscover:
+                errors["ews_url"] = _("Enter the EWS URL, or choose to locate the server by autodiscover.")
+            if self.auth_type == AuthType.OAUTH2:
+                if self.kind != ProfileKind.EXCHANGE_ONLINE:
+                    errors["auth_type"] = _("OAuth 2.0 is available for Exchange Online only.")
+                for name in ("oauth_tenant_id", "oauth_client_id"):
+                    if not getattr(self, name):
+                        errors[name] = _("Required for OAuth 2.0.")
+        else:
+            for name in ("incoming_host", "incoming_port", "outgoing_host", "outgoing_port"):
+                if not getattr(self, name):
+                    errors[name] = _("Required for a POP3/IMAP profile.")
+            if self.auth_type == AuthType.OAUTH2:
+                errors["auth_type"] = _("OAuth 2.0 is available for Exchange Online only.")
+        if self.credentials_source == CredentialsSource.PROFILE and self.auth_type != AuthType.OAUTH2:
+            if not self.username:
+                errors["username"] = _("Required when the profile's own credentials are used.")
+        if errors:
+            raise ValidationError(errors)
+
+    def mailbox_addresses(self, limit: int = 10) -> list[str]:
+        return [m.address or str(m) for m in self.mailboxes.select_related("user")[:limit]]
+
+    def make_default(self, actor: Actor) -> None:
+        with transaction.atomic():
+            for other in EmailServerProfile.objects.select_for_update().filter(
+                organization_id=self.organization_id, is_default=True
+            ).exclude(pk=self.pk):
+                other.is_default = False
+                other.save_audited(actor, update_fields=["is_default", "updated"])
+            self.is_default = True
+            self.save_audited(actor)
+
+
+class IncomingMethod(models.TextChoices):
+    NONE = "none", _("None")
+    SERVER_SIDE = "server_side", _("Server-side synchronization")
+    CLIENT = "client", _("Client (desktop)")
+    FORWARD_MAILBOX = "forward_mailbox", _("Forward mailbox")
+
+
+class OutgoingMethod(models.TextChoices):
+    NONE = "none", _("None")
+    SERVER_SIDE = "server_side", _("Server-side synchronization")
+    CLIENT = "client", _("Client (desktop)")
+
+
+class ActMethod(models.TextChoices):
+    NONE = "none", _("None")
+    SERVER_SIDE = "server_side", _("Server-side synchronization")
+    CLIENT = "client", _("Client (desktop)")
+
+
+class ApprovalStatus(models.TextChoices):
+    EMPTY = "empty", _("Empty")
+    PENDING = "pending", _("Pending approval")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+
+
+class TestStatus(models.TextChoices):
+    NOT_RUN = "not_run", _("Not run")
+    SUCCESS = "success", _("Success")
+    FAILURE = "failure", _("Failure")
+
+
+class TrackingRule(models.TextChoices):
+    ALL = "all", _("All email messages")
+    REPLIES = "replies", _("Replies to CRM email")
+    FROM_CRM_RECORDS = "crm_records", _("From CRM leads, contacts and accounts")
+    FROM_EMAIL_ENABLED = "email_enabled", _("From CRM records that are email enabled")
+    NONE = "none", _("No email messages")
+
+
+class OwnerType(models.TextChoices):
+    USER = "user", _("User")
+    QUEUE = "queue", _("Queue")
+
+
+class Channel(models.TextChoices):
+    INCOMING = "incoming", _("Incoming email")
+    OUTGOING = "outgoing", _("Outgoing email")
+    ACT = "act", _("Appointments, contacts and tasks")
+
+
+class MailboxQuerySet(models.QuerySet):
+    def for_list(self) -> MailboxQuerySet:
+        return self.select_related("user", "profile", "organization")
+
+
+class Mailbox(AuditedModel):
+    audit_name = "mailbox"
+    audit_fields = (
+        "owner_type", "user", "queue_name", "address", "profile", "incoming_method", "outgoing_method",
+        "act_method", "approval_status", "tracking_rule", "process_email_after", "username", "password",
+        "is_active", "enabled_incoming", "enabled_outgoing", "enabled_act", "disabled_reason",
+    )
+    secret_fields = ("password",)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="mailboxes", verbose_name=_("organization")
+    )
+    owner_type = models.CharField(_("owner"), max_length=10, choices=OwnerType.choices, default=OwnerType.USER)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="mailbox",
+        verbose_name=_("user"),
+        error_messages={"unique": _("This user has a mailbox already: a user has one primary mailbox.")},
+    )
+    queue_name = models.CharField(_("queue name"), max_length=200, blank=True)
+    address = models.EmailField(_("email address"), blank=True)
+    profile = models.ForeignKey(
+        EmailServerProfile,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="mailboxes",
+        verbose_name=_("server profile"),
+    )
+    incoming_method = models.CharField(
+        _("incoming email"), max_length=20, choices=IncomingMethod.choices, default=IncomingMethod.SERVER_SIDE
+    )
+    outgoing_method = models.CharField(
+        _("outgoing email"), max_length=20, choices=OutgoingMethod.choices, default=OutgoingMethod.SERVER_SIDE
+    )
+    act_method = models.CharField(
+        _("appointments, contacts and tasks"), max_length=20, choices=ActMethod.choices, default=ActMethod.SERVER_SIDE
+    )
+    approval_status = models.CharField(
+        _("email address approval"), max_length=10, choices=ApprovalStatus.choices, default=ApprovalStatus.EMPTY
+    )
+    approval_changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approval_changed_at = models.DateTimeField(null=True, blank=True)
+    test_incoming = models.CharField(_("incoming test"), max_length=10, choices=TestStatus.choices, default=TestStatus.NOT_RUN)
+    test_outgoing = models.CharField(_("outgoing test"), max_length=10, choices=TestStatus.choices, default=TestStatus.NOT_RUN)
+    test_act = models.CharField(_("ACT test"), max_length=10, choices=TestStatus.choices, default=TestStatus.NOT_RUN)
+    test_overall = models.CharField(_("test status"), max_length=10, choices=TestStatus.choices, default=TestStatus.NOT_RUN)
+    tested_at = models.DateTimeField(_("tested"), null=True, blank=True)
+    enabled_incoming = models.BooleanField(_("incoming enabled"), default=False)
+    enabled_outgoing = models.BooleanField(_("outgoing enabled"), default=False)
+    enabled_act = models.BooleanField(_("ACT enabled"), default=False)
+    tracking_rule = models.CharField(
+        _("track incoming email"), max_length=20, choices=TrackingRule.choices, default=TrackingRule.REPLIES
+    )
+    process_email_after = models.DateTimeField(
+        _("process email received after"),
+        null=True,
+        blank=True,
+        help_text=_("Overrides the server profile's date for this mailbox."),
+    )
+    username = models.CharField(_("user name"), max_length=254, blank=True)
+    password = EncryptedTextField(_("password"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    next_sync_at = models.DateTimeField(_("next sync"), null=True, blank=True)
+    disabled_reason = models.TextField(_("disabled because"), blank=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = MailboxQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["address"]
+        verbose_name = _("mailbox")
+        verbose_name_plural = _("mailboxes")
+        constraints = [
+            models.UniqueConstraint(
+                Lower("address"),
+                condition=~models.Q(address=""),
+                name="one_mailbox_per_address",
+                violation_error_message=_("Another mailbox has this email address."),
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(owner_type=OwnerType.USER, user__isnull=False, queue_name="")
+                    | models.Q(owner_type=OwnerType.QUEUE, user__isnull=True) & ~models.Q(queue_name="")
+                ),
+                name="mailbox_owned_by_user_or_queue",
+                violation_error_message=_("A mailbox belongs to either a user or a queue."),
+            ),
+        ]
+        indexes = [models.Index(fields=["approval_status"]), models.Index(fields=["test_overall"])]
+
+    def __str__(self) -> str:
+        return self.address or f"({self.owner_name})"
+
+    def audit_organization(self) -> Organization:
+        return self.organization
+
+    @property
+    def owner_name(self) -> str:
+        if self.owner_type == OwnerType.QUEUE:
+            return self.queue_name
+        return self.user.get_full_name() or self.user.get_username() if self.user else ""
+
+    @property
+    def requires_approval(self) -> bool:
+        org = self.organization
+        if self.owner_type == OwnerType.QUEUE:
+            return org.require_approval_queue_mailboxes
+        return org.require_approval_user_mailboxes
+
+    @property
+    def needs_own_credentials(self) -> bool:
+        return bool(self.profile and self.profile.credentials_source == CredentialsSource.MAILBOX)
+
+    def method(self, channel: str) -> str:
+        return getattr(self, f"{channel}_method")
+
+    def clean(self) -> None:
+        errors: dict[str, Any] = {}
+        if self.owner_type == OwnerType.USER and not self.user_id:
+            errors["user"] = _("Choose the user who owns this mailbox.")
+        if self.owner_type == OwnerType.QUEUE and not self.queue_name:
+            errors["queue_name"] = _("Name the queue that owns this mailbox.")
+        if self.address:
+            self.address = self.address.strip().lower()
+        if self.incoming_method == IncomingMethod.FORWARD_MAILBOX and self.outgoing_method != OutgoingMethod.NONE:
+            errors["outgoing_method"] = _("A forward mailbox sends no email: choose None.")
+        uses_server = [
+            ch for ch in Channel.values if self.method(ch) in (IncomingMethod.SERVER_SIDE, IncomingMethod.FORWARD_MAILBOX)
+        ]
+        if uses_server and not self.profile_id:
+            errors["profile"] = _("Server-side synchronization needs an email server profile.")
+        if self.profile_id and self.act_method == ActMethod.SERVER_SIDE and not self.profile.carries_act:
+            errors["act_method"] = _(
+                "A POP3/IMAP profile carries email only: appointments, contacts and tasks cannot sync through it."
+            )
+        if self.profile_id and self.profile.organization_id != self.organization_id:
+            errors["profile"] = _("Choose a server profile of the mailbox's organization.")
+        if errors:
+            raise ValidationError(errors)
+
+    def prepare_approval(self) -> None:
+        """Set the approval status an address change leads to (before saving)."""
+        if not self.address:
+            self.approval_status = ApprovalStatus.EMPTY
+        elif self.requires_approval:
+            self.approval_status = ApprovalStatus.PENDING
+        else:
+            self.approval_status = ApprovalStatus.APPROVED
+
+    @property
+    def address_changed(self) -> bool:
+        loaded = getattr(self, "_audit_loaded", {})
+        return self._state.adding or loaded.get("address") != self.address
+
+    def save_from_form(self, actor: Actor) -> None:
+        """Save an admin's edit: a changed address goes back to approval."""
+        if self.address_changed:
+            self.prepare_approval()
+            self.approval_changed_by = None
+            self.approval_changed_at = None
+        self.save_audited(actor)
+
+    def _set_approval(self, actor: Actor, status: str, action: str) -> None:
+        if not self.address:
+            raise ValidationError(_("This mailbox has no email address to approve or reject."))
+        self.approval_status = status
+        self.approval_changed_by = actor.user if actor.user and actor.user.is_authenticated else None
+        self.approval_changed_at = timezone.now()
+        self.save_audited(
+            actor, action, update_fields=["approval_status", "approval_changed_by", "approval_changed_at", "updated"]
+        )
+
+    def approve(self, actor: Actor) -> None:
+        self._set_approval(actor, ApprovalStatus.APPROVED, "mailbox.approved")
+
+    def reject(self, actor: Actor) -> None:
+        self._set_approval(actor, ApprovalStatus.REJECTED, "mailbox.rejected")
+
+    def release_address(self, actor: Actor) -> None:
+        """Break this mailbox's link to its address, for a remap to another mailbox."""
+        self.address = ""
+        self.approval_status = ApprovalStatus.EMPTY
+        self.enabled_incoming = self.enabled_outgoing = self.enabled_act = False
+        self.save_audited(actor, "mailbox.address_released")
+
+    def address_ok(self) -> bool:
+        if not self.address:
+            return False
+        return self.approval_status == ApprovalStatus.APPROVED or not self.requires_approval
+
+    def can_sync(self, channel: str) -> bool:
+        """The gate of DOMAIN.md: nothing syncs until every condition holds."""
+        return (
+            self.is_active
+            and self.profile_id is not None
+            and self.method(channel) != IncomingMethod.NONE
+            and self.address_ok()
+            and getattr(self, f"test_{channel}") == TestStatus.SUCCESS
+            and getattr(self, f"enabled_{channel}")
+        )
+
+    def channel_rows(self) -> list[dict[str, Any]]:
+        """Per-channel status for the detail page."""
+        rows = []
+        for channel in Channel:
+            rows.append(
+                {
+                    "label": channel.label,
+                    "method": getattr(self, f"get_{channel.value}_method_display")(),
+                    "test": getattr(self, f"get_test_{channel.value}_display")(),
+                    "test_value": getattr(self, f"test_{channel.value}"),
+                    "enabled": getattr(self, f"enabled_{channel.value}"),
+                    "can_sync": self.can_sync(channel.value),
+                }
+            )
+        return rows
+
+
+def find_mapped(address: str, exclude: Mailbox | None = None) -> Mailbox | None:
+    """The mailbox an address is mapped to now (case-insensitive), if any."""
+    qs = Mailbox.objects.select_related("user", "organization").filter(address__iexact=address.strip())
+    if exclude is not None and exclude.pk:
+        qs = qs.exclude(pk=exclude.pk)
+    return qs.first()
