@@ -1,25 +1,44 @@
+"""The Django admin for operators: every save and delete goes to the audit log too."""
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
+from django.contrib import admin
+from django.http import HttpRequest
+
+from audit.log import Actor
 from mailboxes.models import EmailServerProfile, Mailbox, Membership, Organization
 
 
+class AuditedAdmin(admin.ModelAdmin):
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.save_audited(Actor.from_request(request))
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        obj.delete_audited(Actor.from_request(request))
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdmin):
     list_display = ("name", "require_approval_user_mailboxes", "require_approval_queue_mailboxes", "ignore_logical_deletes")
     search_fields = ("name",)
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedAdmin):
     list_display = ("user", "organization", "role", "is_sync_organization")
     list_filter = ("role", "organization")
     search_fields = ("user__username", "organization__name")
+    # The synchronizing organization changes only through Membership.make_synchronizing.
+    readonly_fields = ("is_sync_organization",)
 
 
 @admin.register(EmailServerProfile)
-class EmailServerProfileAdmin(admin.ModelAdmin):
+class EmailServerProfileAdmin(AuditedAdmin):
     list_display = ("name", "organization", "kind", "is_default")
     list_filter = ("kind", "organization")
     # Secrets are edited in the console only, where they are write-only.
@@ -27,7 +46,7 @@ class EmailServerProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(Mailbox)
-class MailboxAdmin(admin.ModelAdmin):
+class MailboxAdmin(AuditedAdmin):
     list_display = ("address", "owner_type", "user", "queue_name", "organization", "approval_status", "test_overall")
     list_filter = ("approval_status", "test_overall", "organization")
     search_fields = ("address", "user__username", "queue_name")
