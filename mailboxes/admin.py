@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from audit.log import Actor
 from mailboxes.models import EmailServerProfile, Mailbox, Membership, Organization
@@ -35,6 +36,18 @@ class MembershipAdmin(AuditedAdmin):
     search_fields = ("user__username", "organization__name")
     # The synchronizing organization changes only through Membership.make_synchronizing.
     readonly_fields = ("is_sync_organization",)
+    actions = ["make_synchronizing"]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            # As Membership.add: a user's first organization is the synchronizing one.
+            obj.is_sync_organization = not Membership.objects.filter(user_id=obj.user_id).exists()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description=_("Make this the user's synchronizing organization"))
+    def make_synchronizing(self, request: HttpRequest, queryset: Any) -> None:
+        for membership in queryset:
+            membership.make_synchronizing(Actor.from_request(request))
 
 
 @admin.register(EmailServerProfile)
