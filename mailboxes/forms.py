@@ -80,7 +80,8 @@ class ProfileForm(SecretFieldsMixin, forms.ModelForm):
         self._setup_secrets()
         orgs = self.fields["organization"]
         orgs.queryset = _organizations(admin_org_ids)
-        if self.instance.pk:
+        # UUID primary keys are set on instantiation: only _state tells a new object apart.
+        if not self.instance._state.adding:
             orgs.disabled = True
         elif len(admin_org_ids) == 1:
             orgs.initial = admin_org_ids[0]
@@ -123,7 +124,8 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         self.admin_org_ids = admin_org_ids
         orgs = self.fields["organization"]
         orgs.queryset = _organizations(admin_org_ids)
-        if self.instance.pk:
+        # UUID primary keys are set on instantiation: only _state tells a new object apart.
+        if not self.instance._state.adding:
             orgs.disabled = True
         elif len(admin_org_ids) == 1:
             orgs.initial = admin_org_ids[0]
@@ -131,7 +133,7 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         self.fields["user"].queryset = get_user_model().objects.filter(pk__in=members).order_by("username")
         self.fields["user"].required = False
         self.fields["profile"].queryset = EmailServerProfile.objects.filter(organization_id__in=admin_org_ids)
-        if not self.instance.pk and not self.is_bound:
+        if self.instance._state.adding and not self.is_bound:
             default = self.fields["profile"].queryset.filter(is_default=True).first()
             if default:
                 self.initial.setdefault("profile", default.pk)
