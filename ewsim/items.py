@@ -56,6 +56,11 @@ COMPUTED = {"ItemId", "ParentFolderId", "DateTimeCreated", "DateTimeReceived", "
             "HasAttachments", "IsRead", "EffectiveRights", "ConversationId", "IsDraft", "DisplayTo", "DisplayCc"}
 
 
+def xs_bool(text: str | None) -> bool:
+    """xs:boolean allows "true"/"false" and "1"/"0"."""
+    return (text or "").strip().lower() in ("true", "1")
+
+
 def iso(dt: object) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[attr-defined]
 
@@ -136,7 +141,7 @@ def apply_property(item: Item, prop: etree._Element) -> None:
         key, ext = parse_ext(prop)
         item.ext[key] = ext
     elif name == "IsRead":
-        item.is_read = (prop.text or "").strip().lower() == "true"
+        item.is_read = xs_bool(prop.text)
     elif name not in COMPUTED:
         item.fields[name] = copy.deepcopy(prop)
 

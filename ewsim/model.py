@@ -22,6 +22,9 @@ DISTINGUISHED: dict[str, tuple[str, str | None, str | None, str]] = {
     "contacts": ("Contacts", "msgfolderroot", "IPF.Contact", "ContactsFolder"),
     "calendar": ("Calendar", "msgfolderroot", "IPF.Appointment", "CalendarFolder"),
     "tasks": ("Tasks", "msgfolderroot", "IPF.Task", "TasksFolder"),
+    # The hidden dumpster: where SoftDelete puts items, out of every client-visible folder.
+    "recoverableitemsroot": ("Recoverable Items", "root", None, "Folder"),
+    "recoverableitemsdeletions": ("Deletions", "recoverableitemsroot", None, "Folder"),
 }
 
 FOLDER_KIND_BY_CLASS = {"IPF.Contact": "ContactsFolder", "IPF.Appointment": "CalendarFolder", "IPF.Task": "TasksFolder"}

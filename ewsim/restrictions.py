@@ -77,9 +77,9 @@ def _as_datetime(text: str) -> datetime:
 
 
 def _as_bool(text: str) -> bool:
-    if text.lower() not in ("true", "false"):
+    if text.strip().lower() not in ("true", "false", "1", "0"):
         raise ValueError(text)
-    return text.lower() == "true"
+    return text.strip().lower() in ("true", "1")
 
 
 def _constant(elem: etree._Element) -> str:

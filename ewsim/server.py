@@ -21,6 +21,7 @@ class Handler(BaseHTTPRequestHandler):
     # on an error response as a throttling signal.
     protocol_version = "HTTP/1.1"
     server_version = "Microsoft-IIS/10.0 ewsim"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes; avoid 40 ms delayed-ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # route access logs to logging, not stderr
         log.debug("%s - %s", self.address_string(), format % args)

@@ -34,13 +34,14 @@ def _items_message(operation: str, items: list[Item]) -> etree._Element:
 # ---- sending -----------------------------------------------------------------------------------
 def _deliver(ctx: Context, item: Item) -> None:
     """Put a copy of a sent message in the inbox of every recipient the simulator hosts."""
-    if "From" not in item.fields:
-        sender = el(None, "t:From")
-        mbx = el(sender, "t:Mailbox")
-        el(mbx, "t:Name", ctx.acting.display_name)
-        el(mbx, "t:EmailAddress", ctx.acting.address)
-        el(mbx, "t:RoutingType", "SMTP")
-        item.fields["From"] = sender
+    for name in ("From", "Sender"):
+        if name not in item.fields:
+            sender = el(None, f"t:{name}")
+            mbx = el(sender, "t:Mailbox")
+            el(mbx, "t:Name", ctx.acting.display_name)
+            el(mbx, "t:EmailAddress", ctx.acting.address)
+            el(mbx, "t:RoutingType", "SMTP")
+            item.fields[name] = sender
     recipients: list[str] = []
     for name in ("ToRecipients", "CcRecipients", "BccRecipients"):
         recipients += [a.lower() for a in mailbox_addresses(item.fields.get(name))]
@@ -194,10 +195,15 @@ def delete_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
     def handle(id_elem: etree._Element) -> etree._Element:
         item = resolve_item(ctx, id_elem)
         trash = ctx.store.distinguished(item.mailbox, "deleteditems")
-        if delete_type == "MoveToDeletedItems" and trash is not None and item.folder_id != trash.id:
+        dumpster = ctx.store.distinguished(item.mailbox, "recoverableitemsdeletions")
+        assert trash is not None and dumpster is not None
+        if delete_type == "MoveToDeletedItems" and item.folder_id != trash.id:
             ctx.store.move_item(item, trash.id)
+        elif delete_type in ("SoftDelete", "MoveToDeletedItems") and item.folder_id != dumpster.id:
+            # As in Exchange: soft deletes (and trashing what is already in the trash) go to the dumpster.
+            ctx.store.move_item(item, dumpster.id)
         else:
-            ctx.store.remove_item(item)  # SoftDelete goes to the hidden dumpster: gone for clients
+            ctx.store.remove_item(item)
         return ok("DeleteItem")
 
     return per_element("DeleteItem", item_id_elements(child(op, "ItemIds")), handle)
