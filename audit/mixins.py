@@ -26,10 +26,25 @@ class AuditedModel(models.Model):
         abstract = True
 
     @classmethod
-    def from_db(cls, db: str, field_names: Any, values: Any) -> Any:
-        obj = super().from_db(db, field_names, values)
+    def from_db(cls, db: str, field_names: Any, values: Any, **kwargs: Any) -> Any:
+        # **kwargs: Django 6.1 passes fetch_mode (and warns about overrides that refuse it).
+        obj = super().from_db(db, field_names, values, **kwargs)
         obj._audit_loaded = obj._audit_raw()
         return obj
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, then remember the saved values: a later save_audited diffs against them.
+
+        Without this, an object saved with plain ``save()`` (``objects.create``, a
+        fixture, a command) would report every field as changed from None.
+        """
+        super().save(*args, **kwargs)
+        raw = self._audit_raw()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            saved = set(update_fields)
+            raw = {**getattr(self, "_audit_loaded", {}), **{k: v for k, v in raw.items() if k in saved}}
+        self._audit_loaded = raw
 
     def audit_organization(self) -> Any:
         return None
@@ -71,12 +86,15 @@ class AuditedModel(models.Model):
     def save_audited(self, actor: Actor, action: str | None = None, **save_kwargs: Any) -> None:
         adding = self._state.adding
         changes = self.audit_changes()
+        if save_kwargs.get("update_fields") is not None:
+            # Only what is saved is recorded: other unsaved edits are not changes yet.
+            saved = set(save_kwargs["update_fields"])
+            changes = {name: change for name, change in changes.items() if name in saved}
         action = action or f"{self.audit_name}.{'created' if adding else 'updated'}"
         with transaction.atomic():
             self.save(**save_kwargs)
             if adding or changes:
                 record(actor, action, self, changes=changes, organization=self.audit_organization())
-        self._audit_loaded = self._audit_raw()
 
     def delete_audited(self, actor: Actor) -> None:
         with transaction.atomic():
