@@ -255,7 +255,7 @@ def _bulk(request: HttpRequest, approve: bool) -> HttpResponse:
         mailboxes = list(
             Mailbox.objects.select_related("organization").filter(
                 pk__in=ids, organization_id__in=org_ids(request.user, APPROVERS)
-            ).exclude(address="")
+            )
         )
     except ValidationError:
         raise Http404 from None
@@ -263,9 +263,15 @@ def _bulk(request: HttpRequest, approve: bool) -> HttpResponse:
         # Some id is not one of this approver's mailboxes: change nothing.
         raise Http404
     actor = Actor.from_request(request)
-    with transaction.atomic():
-        for mailbox in mailboxes:
-            mailbox.approve(actor) if approve else mailbox.reject(actor)
+    try:
+        with transaction.atomic():
+            for mailbox in mailboxes:
+                mailbox.approve(actor) if approve else mailbox.reject(actor)
+    except ValidationError as error:
+        # For example an address released by a remap since the page was loaded: all or nothing.
+        text = _("%(mailbox)s: %(error)s Nothing was changed.")
+        messages.error(request, text % {"mailbox": mailbox, "error": " ".join(error.messages)})
+        return _next_or(request, "approvals")
     text = (
         ngettext("%(n)d email address approved.", "%(n)d email addresses approved.", len(mailboxes))
         if approve

@@ -1,4 +1,5 @@
 """Mailbox pages: list (search, filters, sort, pages), create, edit, detail, delete (STYLE.md 10)."""
+
 from __future__ import annotations
 
 import re
@@ -369,9 +370,7 @@ def test_it_rejects_a_user_mailbox_without_user(admin_client: Client, org: Organ
     assert_refused(admin_client.post("/mailboxes/new/", mailbox_data(org, None, "x@example.com", profile)), "user")
 
 
-def test_a_profile_using_mailbox_credentials_requires_them(
-    admin_client: Client, org: Organization, alice: Any
-) -> None:
+def test_a_profile_using_mailbox_credentials_requires_them(admin_client: Client, org: Organization, alice: Any) -> None:
     own = own_credentials_profile(org)
     response = admin_client.post("/mailboxes/new/", mailbox_data(org, alice, "alice@example.com", own))
     assert_refused(response, "username", "own credentials")

@@ -1,4 +1,5 @@
 """Server profile pages: list, create, edit, delete (STYLE.md 10)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -144,16 +145,16 @@ def test_create_accepts_the_limits(admin_client: Client, org: Organization) -> N
     assert (profile.polling_interval_minutes, profile.max_concurrent_connections) == (1440, 300)
 
 
-def test_create_rejects_duplicate_name_in_the_organization(admin_client: Client, org: Organization, profile: Any) -> None:
+def test_create_rejects_duplicate_name_in_the_organization(
+    admin_client: Client, org: Organization, profile: Any
+) -> None:
     response = admin_client.post("/profiles/new/", profile_data(org, name=profile.name))
     assert response.status_code == 200
     assert response.context["form"].errors
     assert EmailServerProfile.objects.count() == 1
 
 
-def test_create_rejects_another_organizations_id(
-    admin_client: Client, other_org: Organization, outsider: Any
-) -> None:
+def test_create_rejects_another_organizations_id(admin_client: Client, other_org: Organization, outsider: Any) -> None:
     response = admin_client.post("/profiles/new/", profile_data(other_org))
 
     assert response.status_code == 200
@@ -226,9 +227,7 @@ def test_edit_page_shows_the_profiles_history(admin_client: Client, profile: Any
     assert "server_profile.updated" in response.content.decode()
 
 
-def test_making_a_profile_default_moves_the_flag_from_the_old_default(
-    admin_client: Client, org: Organization
-) -> None:
+def test_making_a_profile_default_moves_the_flag_from_the_old_default(admin_client: Client, org: Organization) -> None:
     old = make_profile(org, "Old default", is_default=True)
     new = make_profile(org, "New one")
 
