@@ -78,12 +78,16 @@ class Command(BaseCommand):
     def _profile(self, actor: Actor, org: Organization, ews_url: str) -> EmailServerProfile:
         profile = EmailServerProfile.objects.filter(organization=org, name="Demo Exchange (simulator)").first()
         if profile is None:
-            profile = EmailServerProfile(organization=org, name="Demo Exchange (simulator)", kind=ProfileKind.EXCHANGE_ONPREM)
+            # Only a new profile becomes the default: on a later run, an admin may have made
+            # another one the default (and the organization has one default at most).
+            profile = EmailServerProfile(
+                organization=org, name="Demo Exchange (simulator)", kind=ProfileKind.EXCHANGE_ONPREM,
+                is_default=not EmailServerProfile.objects.filter(organization=org, is_default=True).exists(),
+            )
         profile.ews_url = ews_url
         profile.username = SERVICE_ACCOUNT
         # Kept across runs: the simulator may hold the service account already.
         profile.password = profile.password or secrets.token_urlsafe(16)
-        profile.is_default = True
         profile.save_audited(actor)
         return profile
 
