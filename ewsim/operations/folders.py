@@ -8,6 +8,7 @@ from ..model import FOLDER_KIND_BY_CLASS
 from ..restrictions import restriction_filter
 from ..soap import child, child_text, children, el, local
 from ..store import HIERARCHY
+from .sync import sync_error
 from .common import Context, folder_shape_wants, ok, per_element, render_folder, resolve_folder
 
 
@@ -83,6 +84,13 @@ def delete_folder(ctx: Context, op: etree._Element) -> list[etree._Element]:
 
 
 def sync_folder_hierarchy(ctx: Context, op: etree._Element) -> list[etree._Element]:
+    try:
+        return [_sync_hierarchy(ctx, op)]
+    except EwsError as exc:
+        return [sync_error("SyncFolderHierarchy", "IncludesLastFolderInRange", exc)]
+
+
+def _sync_hierarchy(ctx: Context, op: etree._Element) -> etree._Element:
     """Folders below the sync folder (default: root) created, changed or deleted since the state."""
     wanted = folder_shape_wants(child(op, "FolderShape"))
     id_holder = child(op, "SyncFolderId")
@@ -113,4 +121,4 @@ def sync_folder_hierarchy(ctx: Context, op: etree._Element) -> list[etree._Eleme
     changes = el(msg, "m:Changes")
     for change in list(changes_parent):
         changes.append(change)
-    return [msg]
+    return msg

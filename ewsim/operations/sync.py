@@ -59,7 +59,15 @@ def sync_folder_items(ctx: Context, op: etree._Element) -> list[etree._Element]:
     try:
         return [_sync(ctx, op)]
     except EwsError as exc:
-        return [error_message("SyncFolderItems", exc.code, exc.text, exc.values)]
+        return [sync_error("SyncFolderItems", "IncludesLastItemInRange", exc)]
+
+
+def sync_error(operation: str, last_name: str, exc: EwsError) -> etree._Element:
+    """Sync errors carry an empty SyncState and IncludesLast...InRange=true, as Exchange sends them."""
+    msg = error_message(operation, exc.code, exc.text, exc.values)
+    el(msg, "m:SyncState")
+    el(msg, f"m:{last_name}", "true")
+    return msg
 
 
 def _sync(ctx: Context, op: etree._Element) -> etree._Element:
