@@ -1,0 +1,252 @@
+"""Every URL × every persona: who gets what (STYLE.md 10).
+
+A new URL must be added to EXPECTED: test_every_url_is_in_the_table fails otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from audit.models import AuditEvent
+from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
+from tests.conftest import client_for, make_mailbox, make_profile, make_user
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "302 to /login/"
+ADMIN_LOGIN = "302 to the admin login"
+OK, REDIRECT, FORBIDDEN, NOT_FOUND, NOT_ALLOWED = 200, 302, 403, 404, 405
+
+# The admin comes last: its POSTs change things (the deletes use spare objects).
+PERSONAS = ("anonymous", "approver", "auditor", "alice", "charlie", "outsider", "staff", "admin")
+
+# fmt: off
+EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
+    #                                  anonymous    approver     auditor      alice        charlie      outsider     staff        admin
+    ("home", "GET"):                  (LOGIN,       REDIRECT,    REDIRECT,    OK,          OK,          REDIRECT,    OK,          REDIRECT),
+    ("login", "GET"):                 (OK,          REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT),
+    ("logout", "GET"):                (NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    ("logout", "POST"):               (REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT,    REDIRECT),
+    ("audit-log", "GET"):             (LOGIN,       FORBIDDEN,   OK,          FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("dashboard", "GET"):             (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("profile-list", "GET"):          (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("profile-create", "GET"):        (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("profile-create", "POST"):       (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("profile-detail", "GET"):        (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("profile-detail", "POST"):       (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("profile-delete", "GET"):        (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("profile-delete", "POST"):       (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   REDIRECT),
+    ("mailbox-list", "GET"):          (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("mailbox-create", "GET"):        (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("mailbox-create", "POST"):       (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("mailbox-detail", "GET"):        (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("mailbox-edit", "GET"):          (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("mailbox-edit", "POST"):         (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("mailbox-delete", "GET"):        (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   OK),
+    ("mailbox-delete", "POST"):       (LOGIN,       FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   REDIRECT),
+    ("mailbox-approve", "GET"):       (NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    ("mailbox-approve", "POST"):      (LOGIN,       REDIRECT,    FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   REDIRECT),
+    ("mailbox-reject", "GET"):        (NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    ("mailbox-reject", "POST"):       (LOGIN,       REDIRECT,    FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   REDIRECT),
+    ("approvals", "GET"):             (LOGIN,       OK,          FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   OK,          FORBIDDEN,   OK),
+    ("approvals-approve", "GET"):     (NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    ("approvals-approve", "POST"):    (LOGIN,       REDIRECT,    FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   REDIRECT),
+    ("approvals-reject", "GET"):      (NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED, NOT_ALLOWED),
+    ("approvals-reject", "POST"):     (LOGIN,       REDIRECT,    FORBIDDEN,   FORBIDDEN,   FORBIDDEN,   NOT_FOUND,   FORBIDDEN,   REDIRECT),
+    ("django-admin", "GET"):          (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, OK,          ADMIN_LOGIN),
+    ("django-rq", "GET"):             (ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, OK,          ADMIN_LOGIN),
+}
+# fmt: on
+
+# Included URL configurations outside the project, tested by their prefix only.
+PREFIXES = {"django-admin": "/django-admin/", "django-rq": "/django-rq/"}
+
+
+@pytest.fixture
+def staff(db: Any) -> Any:
+    """A Django superuser who is a member of no organization: the console is not theirs."""
+    return make_user("staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def objects(org: Organization, profile: EmailServerProfile, alice_mailbox: Mailbox, bob: Any) -> dict[str, Any]:
+    """Acme's objects the URLs point at; the admin's deletes go to spare ones."""
+    return {
+        "profile": profile,  # in use by alice's mailbox: the admin's delete is refused
+        "mailbox": alice_mailbox,
+        ("profile-delete", "POST"): make_profile(org, "Spare"),
+        ("mailbox-delete", "POST"): make_mailbox(org, bob, "bob@example.com", profile),
+    }
+
+
+def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
+    if name in PREFIXES:
+        return PREFIXES[name]
+    if name.startswith(("profile-", "mailbox-")) and not name.endswith(("-list", "-create")):
+        obj = objects.get((name, method)) or objects[name.split("-")[0]]
+        return reverse(name, args=[obj.pk])
+    return reverse(name)
+
+
+def outcome(response: Any) -> Any:
+    if response.status_code == 302:
+        if response.url.startswith("/login/?next="):
+            return LOGIN
+        if response.url.startswith("/django-admin/login/?next="):
+            return ADMIN_LOGIN
+    return response.status_code
+
+
+def test_every_url_and_persona(
+    request: pytest.FixtureRequest, objects: dict[str, Any], other_mailbox: Mailbox, staff: Any, rq_queues: str
+) -> None:
+    users = {name: request.getfixturevalue(name) for name in PERSONAS if name != "anonymous"}
+    post_data = {"mailbox": [str(objects["mailbox"].pk)]}
+    failures = []
+    for (name, method), row in EXPECTED.items():
+        url = url_for(name, method, objects)
+        for persona, expected in zip(PERSONAS, row, strict=True):
+            client = client_for(users[persona]) if persona in users else Client()
+            response = client.post(url, post_data) if method == "POST" else client.get(url)
+            if outcome(response) != expected:
+                failures.append(f"{method} {url} as {persona}: expected {expected}, got {outcome(response)}")
+    assert failures == []
+
+    # What the refused requests left alone, and what the admin's did.
+    assert EmailServerProfile.objects.filter(pk=objects["profile"].pk).exists()
+    assert not EmailServerProfile.objects.filter(pk=objects[("profile-delete", "POST")].pk).exists()
+    assert not Mailbox.objects.filter(pk=objects[("mailbox-delete", "POST")].pk).exists()
+    other_mailbox.refresh_from_db()
+    assert other_mailbox.approval_status == ApprovalStatus.PENDING
+    actors = set(AuditEvent.objects.filter(action__startswith="mailbox.").values_list("actor_name", flat=True))
+    assert actors == {"approver", "admin"}
+
+
+def _project_module(urlconf: Any) -> bool:
+    path = Path(getattr(urlconf, "__file__", "") or "")
+    return settings.BASE_DIR in path.parents and ".venv" not in path.parts
+
+
+def _url_names(patterns: list[Any], unnamed: list[str], prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            route = prefix + str(pattern.pattern)
+            if _project_module(pattern.urlconf_module):
+                names |= _url_names(pattern.url_patterns, unnamed, route)
+            else:
+                names.add(route.strip("/^$"))
+        elif isinstance(pattern, URLPattern):
+            if pattern.name:
+                names.add(pattern.name)
+            else:
+                unnamed.append(prefix + str(pattern.pattern))
+    return names
+
+
+def test_every_url_is_in_the_table() -> None:
+    unnamed: list[str] = []
+    names = _url_names(get_resolver("crmsync_portal.urls").url_patterns, unnamed)
+    names |= _url_names(get_resolver("mailboxes.urls").url_patterns, unnamed)
+
+    assert unnamed == []
+    tabled = {name for name, _method in EXPECTED}
+    assert sorted(names - tabled) == [], "add these URLs to EXPECTED"
+    assert sorted(tabled - names) == [], "EXPECTED names URLs that no longer exist"
+
+
+def test_every_post_only_url_refuses_get_in_the_table() -> None:
+    """The actions (require_POST) are tabled with both methods: GET is 405 for everyone."""
+    for name in ("mailbox-approve", "mailbox-reject", "approvals-approve", "approvals-reject"):
+        assert set(EXPECTED[(name, "GET")]) == {NOT_ALLOWED}
+        assert (name, "POST") in EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("persona", "target"),
+    [("admin", "/dashboard/"), ("outsider", "/dashboard/"), ("approver", "/approvals/"), ("auditor", "/audit/")],
+)
+def test_home_sends_each_role_to_its_first_page(request: pytest.FixtureRequest, persona: str, target: str) -> None:
+    response = client_for(request.getfixturevalue(persona)).get("/")
+    assert response.status_code == 302
+    assert response.url == target
+
+
+@pytest.mark.parametrize("persona", ["alice", "charlie"])
+def test_home_shows_a_welcome_to_people_without_a_role(request: pytest.FixtureRequest, persona: str) -> None:
+    response = client_for(request.getfixturevalue(persona)).get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"Welcome, {persona}" in html
+    assert "/dashboard/" not in html
+    assert "/approvals/" not in html
+
+
+def test_navigation_shows_only_the_pages_of_the_role(approver: Any) -> None:
+    html = client_for(approver).get("/approvals/").content.decode()
+    nav = html.split("</nav>", 1)[0]
+    assert 'href="/approvals/"' in nav
+    assert 'href="/dashboard/"' not in nav
+    assert 'href="/audit/"' not in nav
+
+
+# CSRF
+
+
+def csrf_client(user: Any) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def csrf_token(client: Client, url: str) -> str:
+    html = client.get(url).content.decode()
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    assert match
+    return match.group(1)
+
+
+def test_approve_without_csrf_token_is_refused(alice_mailbox: Mailbox, approver: Any) -> None:
+    client = csrf_client(approver)
+    url = f"/mailboxes/{alice_mailbox.pk}/approve/"
+
+    assert client.post(url).status_code == 403
+    alice_mailbox.refresh_from_db()
+    assert alice_mailbox.approval_status == ApprovalStatus.PENDING
+
+    token = csrf_token(client, "/approvals/")
+    assert client.post(url, {"csrfmiddlewaretoken": token}).status_code == 302
+    alice_mailbox.refresh_from_db()
+    assert alice_mailbox.approval_status == ApprovalStatus.APPROVED
+
+
+def test_mailbox_create_without_csrf_token_is_refused(
+    org: Organization, admin: Any, alice: Any, profile: EmailServerProfile
+) -> None:
+    client = csrf_client(admin)
+    data = {
+        "organization": org.pk,
+        "owner_type": "user",
+        "user": alice.pk,
+        "address": "alice@example.com",
+        "profile": profile.pk,
+        "incoming_method": "server_side",
+        "outgoing_method": "server_side",
+        "act_method": "server_side",
+        "tracking_rule": "replies",
+        "is_active": "on",
+    }
+
+    assert client.post("/mailboxes/new/", data).status_code == 403
+    assert not Mailbox.objects.exists()
+
+    data["csrfmiddlewaretoken"] = csrf_token(client, "/mailboxes/new/")
+    assert client.post("/mailboxes/new/", data).status_code == 302
+    assert Mailbox.objects.get().address == "alice@example.com"
