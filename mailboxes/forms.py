@@ -146,7 +146,14 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         self._keep_secrets(cleaned)
         self._check_remap(cleaned)
         self._check_credentials(cleaned)
+        self._check_user(cleaned)
         return cleaned
+
+    def _check_user(self, cleaned: dict[str, Any]) -> None:
+        # The choices hold the members of all the admin's organizations; the owner must be of this one.
+        user, organization = cleaned.get("user"), cleaned.get("organization")
+        if user and organization and not Membership.objects.filter(user=user, organization=organization).exists():
+            self.add_error("user", _("Choose a member of the mailbox's organization."))
 
     def _check_remap(self, cleaned: dict[str, Any]) -> None:
         address = cleaned.get("address")

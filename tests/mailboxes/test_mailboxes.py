@@ -10,7 +10,7 @@ from django.test import Client
 
 from audit.log import MASK, MASK_CHANGED, Actor
 from audit.models import AuditEvent
-from mailboxes.models import ApprovalStatus, Mailbox, Organization, TestStatus
+from mailboxes.models import ApprovalStatus, Mailbox, Membership, Organization, Role, TestStatus
 from tests.conftest import client_for, make_mailbox, make_profile, make_user
 
 pytestmark = pytest.mark.django_db
@@ -356,6 +356,23 @@ def test_it_rejects_a_user_of_another_organization(
     response = admin_client.post("/mailboxes/new/", mailbox_data(org, outsider, "out@example.com", profile))
     assert_refused(response, "user")
     assert not Mailbox.objects.exists()
+
+
+def test_an_admin_of_two_organizations_cannot_mix_them(
+    org: Organization, other_org: Organization, admin: Any, profile: Any, other_profile: Any, outsider: Any
+) -> None:
+    Membership.add(Actor.system(), admin, other_org, Role.ADMINISTRATOR)
+    client = client_for(admin)
+
+    response = client.post("/mailboxes/new/", mailbox_data(org, outsider, "out@example.com", profile))
+    assert_refused(response, "user", "member of the mailbox's organization")
+    response = client.post("/mailboxes/new/", mailbox_data(other_org, outsider, "out@example.com", profile))
+    assert_refused(response, "profile", "server profile of the mailbox's organization")
+    assert not Mailbox.objects.exists()
+
+    response = client.post("/mailboxes/new/", mailbox_data(other_org, outsider, "out@example.com", other_profile))
+    assert response.status_code == 302
+    assert Mailbox.objects.get().organization == other_org
 
 
 def test_it_rejects_another_organization(
