@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from .control import add_mailbox, BadRequest
+from .control import BadRequest, add_mailbox
 from .seed import item_from_json
 from .server import EwsHttpServer, make_server
 

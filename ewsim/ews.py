@@ -19,8 +19,17 @@ from lxml import etree
 from .faults import EwsError, FaultInjector, FaultRule, SoapFault
 from .model import Mailbox
 from .operations import OPERATIONS, Context
-from .soap import M, SoapParseError, child, child_text, children, fault_envelope, local, parse_envelope, \
-    response_envelope
+from .soap import (
+    M,
+    SoapParseError,
+    child,
+    child_text,
+    children,
+    fault_envelope,
+    local,
+    parse_envelope,
+    response_envelope,
+)
 from .store import Store
 
 log = logging.getLogger("ewsim")

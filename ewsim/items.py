@@ -282,7 +282,8 @@ def _ext_elem(prop: ExtProp) -> etree._Element:
 def item_summary(item: Item) -> dict[str, object]:
     """The JSON view of an item used by the control interface."""
     summary: dict[str, object] = {
-        "id": item.id, "changekey": item.changekey, "item_class": item.text("ItemClass") or ITEM_CLASS_DEFAULT[item.kind],
+        "id": item.id, "changekey": item.changekey,
+        "item_class": item.text("ItemClass") or ITEM_CLASS_DEFAULT[item.kind],
         "type": item.kind, "subject": item.text("Subject"), "body": item.text("Body"), "is_read": item.is_read,
         "categories": [c.text or "" for c in children(item.fields.get("Categories"))],
         "extended_properties": [{"uri": p.attrs, "value": p.values if p.is_array else (p.values or [""])[0]}

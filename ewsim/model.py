@@ -5,7 +5,7 @@ import base64
 import os
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from lxml import etree
 
@@ -37,7 +37,7 @@ ADD, REMOVE, UPDATE, READ = "add", "remove", "update", "read"
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def new_id() -> str:

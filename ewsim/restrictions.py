@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from lxml import etree
 

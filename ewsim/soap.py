@@ -1,7 +1,7 @@
 """SOAP/EWS XML helpers: namespaces, request parsing, response and fault building."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from lxml import etree
 

@@ -12,7 +12,7 @@ import hmac
 import json
 import os
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from .faults import EwsError
 from .model import ADD, DISTINGUISHED, READ, REMOVE, UPDATE, Event, Folder, Item, Mailbox, new_changekey, new_id, now

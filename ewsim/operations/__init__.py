@@ -2,7 +2,7 @@
 and returning the response messages."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from lxml import etree
 

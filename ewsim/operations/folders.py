@@ -8,8 +8,8 @@ from ..model import FOLDER_KIND_BY_CLASS
 from ..restrictions import restriction_filter
 from ..soap import child, child_text, children, el, local
 from ..store import HIERARCHY
-from .sync import sync_error
 from .common import Context, folder_shape_wants, ok, per_element, render_folder, resolve_folder
+from .sync import sync_error
 
 
 def get_folder(ctx: Context, op: etree._Element) -> list[etree._Element]:

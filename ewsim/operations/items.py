@@ -6,8 +6,16 @@ import copy
 from lxml import etree
 
 from ..faults import EwsError
-from ..items import INDEXED_CONTAINERS, Shape, apply_property, find_path, item_from_xml, \
-    mailbox_addresses, parse_path, render_item
+from ..items import (
+    INDEXED_CONTAINERS,
+    Shape,
+    apply_property,
+    find_path,
+    item_from_xml,
+    mailbox_addresses,
+    parse_path,
+    render_item,
+)
 from ..model import ITEM_KINDS, Item
 from ..soap import child, children, el, local, t
 from .common import Context, item_id_elements, ok, per_element, resolve_item, target_folder

@@ -4,14 +4,26 @@ No Django here: these tests run the same with or without pytest-django.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from exchangelib import BASIC, DELEGATE, IMPERSONATION, Account, CalendarItem, Configuration, Contact, Credentials, \
-    ExtendedProperty, FailFast, Message, Task, Version
-from exchangelib.protocol import close_connections
-from exchangelib.protocol import RetryPolicy
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    Account,
+    CalendarItem,
+    Configuration,
+    Contact,
+    Credentials,
+    ExtendedProperty,
+    FailFast,
+    Message,
+    Task,
+    Version,
+)
+from exchangelib.protocol import RetryPolicy, close_connections
 from exchangelib.version import EXCHANGE_2016
 
 from ewsim.testing import RunningSimulator, running_simulator

@@ -111,7 +111,7 @@ def test_concurrent_clients_lose_no_items(make_account: AccountFactory, sim: Run
     """Two accounts (and threads within each) create items at the same time."""
     accounts = {ALICE: make_account(ALICE), BOB: make_account(BOB)}
     for account in accounts.values():
-        account.calendar  # resolve folders up front
+        _ = account.calendar  # resolve folders up front
     start = threading.Barrier(8)
 
     def worker(n: int) -> int:

@@ -6,10 +6,18 @@ import time
 
 import pytest
 import requests
-from exchangelib import Account, Configuration, Credentials, BASIC, FaultTolerance, Task, Version
-from exchangelib.errors import ErrorAccessDenied, ErrorImpersonateUserDenied, ErrorInvalidSyncStateData, \
-    ErrorIrresolvableConflict, ErrorNonExistentMailbox, ErrorServerBusy, ErrorInternalServerError, \
-    ErrorSchemaValidation, UnauthorizedError
+from exchangelib import BASIC, Account, Configuration, Credentials, FaultTolerance, Task, Version
+from exchangelib.errors import (
+    ErrorAccessDenied,
+    ErrorImpersonateUserDenied,
+    ErrorInternalServerError,
+    ErrorInvalidSyncStateData,
+    ErrorIrresolvableConflict,
+    ErrorNonExistentMailbox,
+    ErrorSchemaValidation,
+    ErrorServerBusy,
+    UnauthorizedError,
+)
 from exchangelib.version import EXCHANGE_2016
 
 from ewsim.testing import RunningSimulator
@@ -73,7 +81,7 @@ def test_impersonating_an_unknown_mailbox(make_account: AccountFactory) -> None:
 
 
 def test_injected_server_busy_carries_back_off(alice: Account, sim: RunningSimulator) -> None:
-    alice.tasks  # resolve the folder before arming the fault
+    _ = alice.tasks  # resolve the folder before arming the fault
     sim.control.add_fault("CreateItem", error="ErrorServerBusy", back_off_ms=2500)
     with pytest.raises(ErrorServerBusy) as info:
         Task(account=alice, folder=alice.tasks, subject="x").save()
@@ -86,7 +94,7 @@ def test_injected_server_busy_carries_back_off(alice: Account, sim: RunningSimul
 
 def test_exchangelib_retries_after_the_back_off(make_account: AccountFactory, sim: RunningSimulator) -> None:
     patient = make_account(ALICE, retry_policy=FaultTolerance(max_wait=10))
-    patient.tasks
+    _ = patient.tasks
     sim.control.add_fault("CreateItem", error="ErrorServerBusy", back_off_ms=100)
     Task(account=patient, folder=patient.tasks, subject="eventually").save()
     codes = [r["response_code"] for r in sim.control.requests() if r["operation"] == "CreateItem"]
@@ -95,7 +103,7 @@ def test_exchangelib_retries_after_the_back_off(make_account: AccountFactory, si
 
 @pytest.mark.parametrize("status", [503, 500])
 def test_injected_http_errors(alice: Account, sim: RunningSimulator, status: int) -> None:
-    alice.tasks
+    _ = alice.tasks
     sim.control.add_fault("FindItem", http_status=status, count=2, mailbox=ALICE)
     # exchangelib treats both as transient and, failing fast, raises ErrorServerBusy
     for _ in range(2):
@@ -106,7 +114,7 @@ def test_injected_http_errors(alice: Account, sim: RunningSimulator, status: int
 
 
 def test_injected_error_only_hits_the_named_mailbox(alice: Account, bob: Account, sim: RunningSimulator) -> None:
-    alice.tasks, bob.tasks
+    _ = alice.tasks, bob.tasks
     sim.control.add_fault("FindItem", mailbox=BOB, error="ErrorInternalServerError")
     assert alice.tasks.all().count() == 0
     with pytest.raises(ErrorInternalServerError):
@@ -114,7 +122,7 @@ def test_injected_error_only_hits_the_named_mailbox(alice: Account, bob: Account
 
 
 def test_injected_delay(alice: Account, sim: RunningSimulator) -> None:
-    alice.tasks
+    _ = alice.tasks
     sim.control.add_fault("FindItem", delay_ms=300)
     started = time.monotonic()
     assert alice.tasks.all().count() == 0

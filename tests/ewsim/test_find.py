@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from exchangelib import Account, CalendarItem, Contact, EWSDateTime, Message, Q, Task, UTC
+from exchangelib import UTC, Account, CalendarItem, Contact, EWSDateTime, Message, Q, Task
 
 from ewsim.testing import RunningSimulator
 

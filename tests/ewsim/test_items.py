@@ -5,7 +5,7 @@ import email
 from decimal import Decimal
 
 import pytest
-from exchangelib import Account, Attendee, CalendarItem, Contact, EWSDateTime, Mailbox, Message, Task, UTC
+from exchangelib import UTC, Account, Attendee, CalendarItem, Contact, EWSDateTime, Mailbox, Message, Task
 from exchangelib.errors import ErrorItemNotFound
 from exchangelib.indexed_properties import EmailAddress, PhoneNumber
 

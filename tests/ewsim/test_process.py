@@ -5,8 +5,8 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from exchangelib import BASIC, DELEGATE, Account, Configuration, Credentials, FailFast, Task, Version
