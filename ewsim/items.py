@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -54,6 +55,48 @@ INDEXED_CONTAINERS = {"EmailAddress": "EmailAddresses", "PhysicalAddress": "Phys
 # Properties the server owns; values sent by clients for these are ignored.
 COMPUTED = {"ItemId", "ParentFolderId", "DateTimeCreated", "DateTimeReceived", "LastModifiedTime", "Size",
             "HasAttachments", "IsRead", "EffectiveRights", "ConversationId", "IsDraft", "DisplayTo", "DisplayCc"}
+
+
+DATETIME_FIELDS = {"Start", "End", "OriginalStart", "DueDate", "StartDate", "CompleteDate", "ReminderDueBy",
+                   "AppointmentReplyTime", "DateTimeSent", "Birthday", "WeddingAnniversary", "AssignedTime"}
+BOOL_PREFIXES = ("Is", "Allow", "Has")
+BOOL_FIELDS = {"ReminderIsSet", "MeetingRequestWasSent"}
+
+
+def utc_text(text: str) -> str:
+    """Exchange stores times in UTC and answers with "Z" times; keep unparseable text as sent."""
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return text
+    if parsed.tzinfo is None:
+        return text
+    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def bool_text(text: str) -> str:
+    """Clients may send xs:boolean as 1/0; Exchange answers true/false (and exchangelib only parses those)."""
+    value = text.strip().lower()
+    return {"1": "true", "0": "false"}.get(value, value)
+
+
+def normalize(prop: etree._Element) -> etree._Element:
+    name = local(prop.tag)
+    if len(prop) == 0 and prop.text:
+        if name in DATETIME_FIELDS:
+            prop.text = utc_text(prop.text)
+        elif name in BOOL_FIELDS or name.startswith(BOOL_PREFIXES):
+            prop.text = bool_text(prop.text)
+    return prop
+
+
+def normalize_ext_value(prop_type: str, value: str) -> str:
+    base = prop_type[:-5] if prop_type.endswith("Array") else prop_type
+    if base == "Boolean":
+        return bool_text(value)
+    if base == "SystemTime":
+        return utc_text(value)
+    return value
 
 
 def xs_bool(text: str | None) -> bool:
@@ -127,11 +170,13 @@ def parse_ext(elem: etree._Element) -> tuple[str, ExtProp]:
     if uri is None:
         raise EwsError("ErrorSchemaValidation", "ExtendedProperty without ExtendedFieldURI")
     attrs = dict(uri.attrib)
+    kind = attrs.get("PropertyType", "String")
     values_elem = child(elem, "Values")
     if values_elem is not None:
-        return ext_key(attrs), ExtProp(attrs, [v.text or "" for v in children(values_elem)], True)
-    return ext_key(attrs), ExtProp(attrs, [(child(elem, "Value").text or "") if child(elem, "Value") is not None
-                                           else ""])
+        values = [normalize_ext_value(kind, v.text or "") for v in children(values_elem)]
+        return ext_key(attrs), ExtProp(attrs, values, True)
+    value = child(elem, "Value")
+    return ext_key(attrs), ExtProp(attrs, [normalize_ext_value(kind, value.text or "" if value is not None else "")])
 
 
 def apply_property(item: Item, prop: etree._Element) -> None:
@@ -143,7 +188,7 @@ def apply_property(item: Item, prop: etree._Element) -> None:
     elif name == "IsRead":
         item.is_read = xs_bool(prop.text)
     elif name not in COMPUTED:
-        item.fields[name] = copy.deepcopy(prop)
+        item.fields[name] = normalize(copy.deepcopy(prop))
 
 
 def item_from_xml(elem: etree._Element, mailbox: str, folder_id: str) -> Item:

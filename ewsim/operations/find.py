@@ -9,7 +9,7 @@ from ..faults import EwsError
 from ..items import Shape, render_item
 from ..model import Item
 from ..restrictions import restriction_filter, sort_items, sort_key
-from ..soap import child, children, el
+from ..soap import child, child_text, children, el
 from .common import Context, ok, per_element, resolve_folder
 
 
@@ -26,6 +26,12 @@ def _in_calendar_view(item: Item, view: etree._Element) -> bool:
         return False
     start, end = _parse_time(item.text("Start")), _parse_time(item.text("End"))
     return start < _parse_time(view.get("EndDate")) and end > _parse_time(view.get("StartDate"))
+
+
+def _query_matches(item: Item, query: str) -> bool:
+    """AQS stand-in: every word must occur in the subject or the body (no AQS syntax)."""
+    text = f"{item.text('Subject') or ''} {item.text('Body') or ''}".casefold()
+    return all(word in text for word in query.split())
 
 
 def _page(found: list[Item], op: etree._Element) -> tuple[list[Item], int]:
@@ -54,12 +60,15 @@ def find_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
     accept = restriction_filter(child(op, "Restriction"))
     order = sort_key(child(op, "SortOrder"))
     calendar_view = child(op, "CalendarView")
+    query = (child_text(op, "QueryString") or "").strip().casefold()
 
     def handle(id_elem: etree._Element) -> etree._Element:
         folder = resolve_folder(ctx, id_elem)
         found = [i for i in ctx.store.folder_item_list(folder.id) if accept(i)]
         if calendar_view is not None:
             found = [i for i in found if _in_calendar_view(i, calendar_view)]
+        if query:
+            found = [i for i in found if _query_matches(i, query)]
         if order:
             found = sort_items(found, order)
         page, next_offset = _page(found, op)

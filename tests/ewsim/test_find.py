@@ -97,3 +97,37 @@ def test_calendar_view_returns_overlapping_items(alice: Account) -> None:
     CalendarItem(account=alice, folder=alice.calendar, subject="early", start=dt(8), end=dt(9)).save()
     CalendarItem(account=alice, folder=alice.calendar, subject="late", start=dt(15), end=dt(16)).save()
     assert [i.subject for i in alice.calendar.view(start=dt(8, 1), end=dt(12, 1))] == ["early"]
+
+
+def test_boolean_and_time_extended_properties(alice: Account) -> None:
+    from exchangelib import ExtendedProperty
+
+    class Synced(ExtendedProperty):
+        property_set_id = "8b4e2a51-5c1e-4d7c-9a37-2f6d2a0c9e11"
+        property_name = "Synced"
+        property_type = "Boolean"
+
+    class SyncedAt(ExtendedProperty):
+        property_set_id = "8b4e2a51-5c1e-4d7c-9a37-2f6d2a0c9e11"
+        property_name = "SyncedAt"
+        property_type = "SystemTime"
+
+    Task.register("synced", Synced)
+    Task.register("synced_at", SyncedAt)
+    try:
+        Task(account=alice, folder=alice.tasks, subject="yes", synced=True, synced_at=dt(10)).save()
+        Task(account=alice, folder=alice.tasks, subject="no", synced=False, synced_at=dt(12)).save()
+        assert [t.subject for t in alice.tasks.filter(synced=True)] == ["yes"]
+        assert [t.subject for t in alice.tasks.filter(synced_at__gt=dt(11))] == ["no"]
+        got = alice.tasks.get(subject="yes")
+        assert (got.synced, got.synced_at) == (True, dt(10))
+    finally:
+        Task.deregister("synced")
+        Task.deregister("synced_at")
+
+
+def test_query_string_searches_subject_and_body(alice: Account) -> None:
+    Message(account=alice, folder=alice.inbox, subject="Quarterly report", body="numbers").save()
+    Message(account=alice, folder=alice.inbox, subject="Lunch", body="the report is late").save()
+    Message(account=alice, folder=alice.inbox, subject="Other", body="nothing").save()
+    assert sorted(m.subject for m in alice.inbox.filter("report")) == ["Lunch", "Quarterly report"]

@@ -214,3 +214,24 @@ def test_bulk_create_and_bulk_get(alice: Account) -> None:
     assert sorted(f.subject for f in fetched) == sorted(f"t{i}" for i in range(150))
     alice.bulk_delete(ids=results)
     assert alice.tasks.all().count() == 0
+
+
+def test_all_day_event_and_time_zones(make_account: object) -> None:
+    from exchangelib import EWSDate, EWSTimeZone
+    zurich = EWSTimeZone("Europe/Zurich")
+    account = make_account(ALICE)  # type: ignore[operator]
+    account.default_timezone = zurich
+    timed = CalendarItem(account=account, folder=account.calendar, subject="timed",
+                         start=EWSDateTime(2024, 7, 1, 10, tzinfo=zurich), end=EWSDateTime(2024, 7, 1, 11, tzinfo=zurich))
+    timed.save()
+    all_day = CalendarItem(account=account, folder=account.calendar, subject="holiday", is_all_day=True,
+                           start=EWSDate(2024, 7, 2), end=EWSDate(2024, 7, 3), reminder_is_set=False)
+    all_day.save()
+    got = account.calendar.get(id=timed.id)
+    assert got.start == EWSDateTime(2024, 7, 1, 8, tzinfo=UTC)  # same instant, answered in UTC
+    got_day = account.calendar.get(id=all_day.id)
+    assert (got_day.is_all_day, got_day.start, got_day.end) == (True, EWSDate(2024, 7, 2), EWSDate(2024, 7, 3))
+    assert got_day.reminder_is_set is False
+    assert [i.subject for i in account.calendar.filter(start__gte=EWSDateTime(2024, 7, 1, 9, 30, tzinfo=zurich),
+                                                       start__lt=EWSDateTime(2024, 7, 1, 12, tzinfo=zurich))] == \
+        ["timed"]
