@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -71,7 +71,7 @@ def utc_text(text: str) -> str:
         return text
     if parsed.tzinfo is None:
         return text
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def bool_text(text: str) -> str:

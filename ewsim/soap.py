@@ -64,6 +64,8 @@ def parse_envelope(body: bytes) -> tuple[etree._Element | None, etree._Element]:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
         raise SoapParseError(f"Malformed XML: {exc}") from exc
+    if root.getroottree().docinfo.doctype:
+        raise SoapParseError("DTDs are not allowed in SOAP requests")
     if root.tag != f"{{{SOAP}}}Envelope":
         raise SoapParseError("Root element is not a SOAP 1.1 Envelope")
     header = root.find(f"{{{SOAP}}}Header")

@@ -133,3 +133,15 @@ def test_concurrent_clients_lose_no_items(make_account: AccountFactory, sim: Run
         expected = {f"w{n}-{i}" for n in range(8) for i in range(25) if (n % 2 == 1) == (address == ALICE)}
         assert len(subjects) == 100 and set(subjects) == expected
         assert account.calendar.all().count() == 100
+
+
+def test_folder_listing_and_items_by_folder_name(sim: RunningSimulator, alice: Account) -> None:
+    from exchangelib import Folder
+    sub = Folder(parent=alice.inbox, name="Projects")
+    sub.save()
+    folders = {f["name"]: f for f in sim.control.folders(ALICE)}
+    assert folders["Inbox"]["distinguished"] == "inbox"
+    assert folders["Projects"]["parent_id"] == folders["Inbox"]["id"]
+    sim.control.add_item(ALICE, "Projects", {"subject": "by name"})
+    sim.control.add_item(ALICE, folders["Projects"]["id"], {"subject": "by id"})
+    assert sorted(m.subject for m in sub.all()) == ["by id", "by name"]

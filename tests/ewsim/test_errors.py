@@ -191,3 +191,28 @@ def test_bad_credentials_with_exchangelib_config_is_unauthorized(sim: RunningSim
                       access_type=DELEGATE)
     with pytest.raises(UnauthorizedError):
         account.root.refresh()
+
+
+def test_dtd_in_an_envelope_is_refused(sim: RunningSimulator) -> None:
+    body = ('<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY x "boom">]>'
+            '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><s:Body>'
+            '<m:FindFolder>&x;</m:FindFolder></s:Body></s:Envelope>')
+    resp = requests.post(sim.ews_url, data=body.encode(), auth=(ALICE, PASSWORD), timeout=10)
+    assert resp.status_code == 500 and b"ErrorSchemaValidation" in resp.content
+
+
+@pytest.mark.parametrize("max_changes", [0, 513])
+def test_max_changes_returned_out_of_range(sim: RunningSimulator, max_changes: int) -> None:
+    status, body = soap_post(sim, ALICE, '<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+                             '</m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="tasks"/></m:SyncFolderId>'
+                             f'<m:MaxChangesReturned>{max_changes}</m:MaxChangesReturned></m:SyncFolderItems>')
+    assert status == 200
+    assert b"<m:ResponseCode>ErrorInvalidArgument</m:ResponseCode>" in body
+    assert b"<m:SyncState/>" in body  # error messages keep the element exchangelib reads first
+
+
+def test_more_than_512_through_exchangelib(alice: Account) -> None:
+    from exchangelib.errors import ErrorInvalidArgument
+    with pytest.raises(ErrorInvalidArgument):
+        list(alice.tasks.sync_items(max_changes_returned=513))

@@ -11,7 +11,7 @@ from exchangelib.indexed_properties import EmailAddress, PhoneNumber
 
 from ewsim.testing import RunningSimulator
 
-from .conftest import ALICE, BOB, soap_post
+from .conftest import ALICE, BOB, AccountFactory, soap_post
 
 
 def dt(hour: int, day: int = 1) -> EWSDateTime:
@@ -216,13 +216,14 @@ def test_bulk_create_and_bulk_get(alice: Account) -> None:
     assert alice.tasks.all().count() == 0
 
 
-def test_all_day_event_and_time_zones(make_account: object) -> None:
+def test_all_day_event_and_time_zones(make_account: AccountFactory) -> None:
     from exchangelib import EWSDate, EWSTimeZone
     zurich = EWSTimeZone("Europe/Zurich")
-    account = make_account(ALICE)  # type: ignore[operator]
+    account = make_account(ALICE)
     account.default_timezone = zurich
     timed = CalendarItem(account=account, folder=account.calendar, subject="timed",
-                         start=EWSDateTime(2024, 7, 1, 10, tzinfo=zurich), end=EWSDateTime(2024, 7, 1, 11, tzinfo=zurich))
+                         start=EWSDateTime(2024, 7, 1, 10, tzinfo=zurich),
+                         end=EWSDateTime(2024, 7, 1, 11, tzinfo=zurich))
     timed.save()
     all_day = CalendarItem(account=account, folder=account.calendar, subject="holiday", is_all_day=True,
                            start=EWSDate(2024, 7, 2), end=EWSDate(2024, 7, 3), reminder_is_set=False)
