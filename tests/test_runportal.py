@@ -84,7 +84,9 @@ def portal_env(tmp_path: Path) -> dict[str, str]:
         k: v for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEYS", "DEBUG", "PORT", "ALLOWED_HOSTS"}
     }
-    env |= {"VAR_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+    # No PYTHONUNBUFFERED: the sign-in must show up on a pipe (a log, `| tee`) while it runs.
+    env |= {"VAR_DIR": str(tmp_path / "var"), "PYTHONIOENCODING": "utf-8"}
+    env.pop("PYTHONUNBUFFERED", None)
     return env
 
 

@@ -289,6 +289,9 @@ class Command(BaseCommand):
             lines += [f"    {line}" for line in demo_output.strip().splitlines()]
         lines += ["  Stop with Ctrl-C.", "=" * 72]
         self.stdout.write("\n".join(lines))
+        # On a pipe (a log file, `| tee`) stdout is block-buffered: show the sign-in now,
+        # not when the portal stops.
+        self.stdout.flush()
 
     def _supervise(self) -> None:
         while True:
