@@ -28,8 +28,10 @@ from mailboxes.models import (
     OwnerType,
     ProfileKind,
     Role,
-    TestStatus as Outcome,
     find_mapped,
+)
+from mailboxes.models import (
+    TestStatus as Outcome,
 )
 from tests.conftest import make_mailbox, make_profile
 
