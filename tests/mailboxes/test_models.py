@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from audit.log import Actor
 from audit.models import AuditEvent
@@ -444,6 +444,22 @@ def test_make_synchronizing_switches_and_is_audited(
     assert (released.organization_id, taken.organization_id) == (org.pk, other_org.pk)
     assert {released.actor, taken.actor} == {outsider}
     assert released.time <= taken.time
+
+
+def test_make_synchronizing_is_all_or_nothing(
+    org: Organization, other_org: Organization, alice: Any, system: Actor
+) -> None:
+    old = Membership.objects.get(user=alice, organization=org)
+    new = Membership.add(system, alice, other_org, Role.USER)
+    # Another admin removes the new membership meanwhile: taking it over fails...
+    Membership.objects.filter(pk=new.pk).delete()
+
+    with pytest.raises(DatabaseError):
+        new.make_synchronizing(system)
+
+    # ...and the release of the old one is rolled back with it.
+    assert Membership.objects.get(pk=old.pk).is_sync_organization
+    assert events(old, "membership.sync_organization_released") == []
 
 
 def test_make_synchronizing_the_current_one_changes_nothing(org: Organization, alice: Any) -> None:
