@@ -5,7 +5,6 @@ from lxml import etree
 
 from ..faults import EwsError
 from ..model import FOLDER_KIND_BY_CLASS
-from ..restrictions import restriction_filter
 from ..soap import child, child_text, children, el, local
 from ..store import HIERARCHY
 from .common import Context, folder_shape_wants, ok, per_element, render_folder, resolve_folder
@@ -30,8 +29,7 @@ def find_folder(ctx: Context, op: etree._Element) -> list[etree._Element]:
     view = child(op, "IndexedPageFolderView")
     offset = int(view.get("Offset", "0")) if view is not None else 0
     limit = int(view.get("MaxEntriesReturned", "0") or 0) if view is not None else 0
-    if child(op, "Restriction") is not None:
-        restriction_filter(child(op, "Restriction"))  # folders have no item properties; accept and ignore
+    # A folder Restriction is accepted but not applied: exchangelib only sends one for folder filter().
 
     def handle(id_elem: etree._Element) -> etree._Element:
         parent = resolve_folder(ctx, id_elem)
