@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Django's command-line utility: the operator interface of the portal."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Recording audit events: one call per change, from the model layer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class Actor:
 
     @classmethod
     def from_request(cls, request: HttpRequest) -> Actor:
-        return cls(user=request.user, ip=client_ip(request), name=request.user.get_username())
+        return cls(user=request.user, ip=client_ip(request), name=request.user.get_username() or "anonymous")
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:

@@ -1,4 +1,5 @@
 """Auditing for models: snapshot what was loaded, record what changed on save."""
+
 from __future__ import annotations
 
 from typing import Any, ClassVar

@@ -3,6 +3,7 @@
 audit imports no other app of the portal: organizations and objects are
 recorded by id and text, so an event outlives what it describes.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -55,7 +56,7 @@ class AuditEvent(models.Model):
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-time"]
+        ordering = ["-time", "-id"]  # id: a stable order for events of the same instant
         indexes = [models.Index(fields=["object_type", "object_id", "-time"])]
         verbose_name = _("audit event")
         verbose_name_plural = _("audit events")

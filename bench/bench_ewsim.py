@@ -2,6 +2,7 @@
 
 Run from the repository root:  python bench/bench_ewsim.py [--items 2000] [--sync-items 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,13 @@ BATCH = 100
 
 
 def account_for(url: str, address: str) -> Account:
-    config = Configuration(service_endpoint=url, credentials=Credentials(address, "pw"), auth_type=BASIC,
-                           version=Version(build=EXCHANGE_2016), retry_policy=FailFast())
+    config = Configuration(
+        service_endpoint=url,
+        credentials=Credentials(address, "pw"),
+        auth_type=BASIC,
+        version=Version(build=EXCHANGE_2016),
+        retry_policy=FailFast(),
+    )
     return Account(primary_smtp_address=address, config=config, autodiscover=False, access_type=DELEGATE)
 
 
@@ -48,7 +54,7 @@ def bench_create_get(account: Account, count: int) -> None:
     started = time.perf_counter()
     fetched = 0
     for offset in range(0, count, BATCH):
-        fetched += sum(1 for _ in account.fetch(ids=ids[offset:offset + BATCH], chunk_size=BATCH))
+        fetched += sum(1 for _ in account.fetch(ids=ids[offset : offset + BATCH], chunk_size=BATCH))
     got = time.perf_counter() - started
     assert fetched == count
     print(f"GetItem:    {count} items in {got:.2f}s = {count / got:,.0f} items/s (all properties, batches of {BATCH})")
@@ -64,8 +70,10 @@ def bench_sync(account: Account, count: int) -> None:
     seen = sum(1 for _ in folder.sync_items(only_fields=["id", "changekey"], max_changes_returned=512))
     took = time.perf_counter() - started
     assert seen == count, seen
-    print(f"SyncFolderItems: initial sync of {count} items (ids only, 512 per page) in {took:.2f}s "
-          f"= {count / took:,.0f} items/s")
+    print(
+        f"SyncFolderItems: initial sync of {count} items (ids only, 512 per page) in {took:.2f}s "
+        f"= {count / took:,.0f} items/s"
+    )
 
 
 def main() -> None:

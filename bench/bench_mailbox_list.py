@@ -16,6 +16,7 @@ Run from the repository root:
 4. Exit 1 if a URL's query count differs between sizes: the list must not run a query
    per row (the issue's requirement).
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Defaults run a development checkout on SQLite with no configuration at all;
 production values (SECRET_KEY, ENCRYPTION_KEYS, ALLOWED_HOSTS) are required
 only when DEBUG is off.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,8 @@ if not SECRET_KEY:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
 if not ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
-        "ENCRYPTION_KEYS must be set when DEBUG is off "
-        "(generate one with: python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\")."
+        "ENCRYPTION_KEYS must be set when DEBUG is off (generate one with: "
+        'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())").'
     )
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")

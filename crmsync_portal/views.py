@@ -1,4 +1,5 @@
 """Pages that gather from several apps: the landing page and the audit log."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -1,4 +1,5 @@
 """Command line: python -m ewsim --host 127.0.0.1 --port 8765 [--data FILE] [--seed FILE]."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,20 +18,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m ewsim",
         description="Exchange Web Services (EWS) simulator. Serves SOAP at /EWS/Exchange.asmx and a JSON "
-                    "control interface at /_ewsim/ on the same port.")
+        "control interface at /_ewsim/ on the same port.",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8765,
-                        help="TCP port to listen on; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--data", metavar="FILE",
-                        help="SQLite file that keeps all state across restarts (default: state only in memory)")
-    parser.add_argument("--seed", metavar="FILE",
-                        help='JSON file applied at start: {"mailboxes": [{"address", "password", '
-                             '"can_impersonate"}], "items": [{"mailbox", "folder", ...item fields}]}; '
-                             "mailboxes that already exist are left alone")
-    parser.add_argument("--max-body", type=int, default=10 * 1024 * 1024, metavar="BYTES",
-                        help="largest accepted request body; bigger ones get HTTP 413 (default: %(default)s)")
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="logging level (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="TCP port to listen on; 0 picks a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--data",
+        metavar="FILE",
+        help="SQLite file that keeps all state across restarts (default: state only in memory)",
+    )
+    parser.add_argument(
+        "--seed",
+        metavar="FILE",
+        help='JSON file applied at start: {"mailboxes": [{"address", "password", '
+        '"can_impersonate"}], "items": [{"mailbox", "folder", ...item fields}]}; '
+        "mailboxes that already exist are left alone",
+    )
+    parser.add_argument(
+        "--max-body",
+        type=int,
+        default=10 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest accepted request body; bigger ones get HTTP 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 

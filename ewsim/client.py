@@ -1,4 +1,5 @@
 """A tiny client for the control interface (stdlib only, so the portal can use it anywhere)."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ class Control:
 
     def request(self, method: str, path: str, data: Any = None) -> Any:
         body = None if data is None else json.dumps(data).encode()
-        req = urllib.request.Request(self.base_url + "/_ewsim/" + path.lstrip("/"), data=body, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base_url + "/_ewsim/" + path.lstrip("/"),
+            data=body,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 raw = resp.read()
@@ -55,10 +60,19 @@ class Control:
             time.sleep(interval)  # polling interval, not synchronisation: readiness is checked each round
 
     # ---- mailboxes --------------------------------------------------------------------------
-    def create_mailbox(self, address: str, password: str, can_impersonate: bool = False,
-                       display_name: str = "") -> dict:
-        return self.request("POST", "mailboxes", {"address": address, "password": password,
-                                                  "can_impersonate": can_impersonate, "display_name": display_name})
+    def create_mailbox(
+        self, address: str, password: str, can_impersonate: bool = False, display_name: str = ""
+    ) -> dict:
+        return self.request(
+            "POST",
+            "mailboxes",
+            {
+                "address": address,
+                "password": password,
+                "can_impersonate": can_impersonate,
+                "display_name": display_name,
+            },
+        )
 
     def mailboxes(self) -> list[dict]:
         return self.request("GET", "mailboxes")
@@ -74,8 +88,7 @@ class Control:
         return self.request("GET", f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/items")
 
     def add_item(self, address: str, folder: str, item: dict) -> dict:
-        return self.request("POST", f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/items",
-                            item)
+        return self.request("POST", f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/items", item)
 
     def get_item(self, item_id: str) -> dict:
         return self.request("GET", f"items/{quote(item_id, safe='')}")

@@ -1,4 +1,5 @@
 """The JSON control interface under /_ewsim/ (no auth: it is for tests and the demo)."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def _folder(sim: Simulator, address: str, name: str) -> Folder | None:
         if folder is not None and folder.mailbox != address:
             folder = None
     if folder is None:
-        folder = next((f for f in store.folders.values() if f.mailbox == address and f.name.lower() == name.lower()),
-                      None)
+        folder = next(
+            (f for f in store.folders.values() if f.mailbox == address and f.name.lower() == name.lower()), None
+        )
     return folder
 
 
@@ -49,8 +51,9 @@ def add_mailbox(sim: Simulator, data: Any) -> Result:
     with sim.store.lock:
         if sim.store.mailbox(address):
             return 409, {"error": f"mailbox {address} exists"}
-        mailbox = sim.store.create_mailbox(address, password, bool(data.get("can_impersonate", False)),
-                                           str(data.get("display_name") or ""))
+        mailbox = sim.store.create_mailbox(
+            address, password, bool(data.get("can_impersonate", False)), str(data.get("display_name") or "")
+        )
     return 201, mailbox.as_dict()
 
 
@@ -104,8 +107,17 @@ def _mailbox_route(sim: Simulator, method: str, parts: list[str], body: bytes) -
             return (204, None) if sim.store.delete_mailbox(address) else (404, {"error": f"no mailbox {address}"})
     if len(parts) == 3 and parts[2] == "folders" and method == "GET":
         with sim.store.lock:
-            return 200, [{"id": f.id, "name": f.name, "distinguished": f.distinguished, "parent_id": f.parent_id,
-                          "folder_class": f.folder_class} for f in sim.store.folders.values() if f.mailbox == address]
+            return 200, [
+                {
+                    "id": f.id,
+                    "name": f.name,
+                    "distinguished": f.distinguished,
+                    "parent_id": f.parent_id,
+                    "folder_class": f.folder_class,
+                }
+                for f in sim.store.folders.values()
+                if f.mailbox == address
+            ]
     if len(parts) == 5 and parts[2] == "folders" and parts[4] == "items" and method in ("GET", "POST"):
         return _items_route(sim, method, address, parts[3], body)
     return None
@@ -113,7 +125,7 @@ def _mailbox_route(sim: Simulator, method: str, parts: list[str], body: bytes) -
 
 def handle(sim: Simulator, method: str, path: str, body: bytes) -> Result:
     """Route one control request; returns (HTTP status, JSON-able body or None)."""
-    parts = [unquote(p) for p in path[len(PREFIX):].split("?")[0].strip("/").split("/")]
+    parts = [unquote(p) for p in path[len(PREFIX) :].split("?")[0].strip("/").split("/")]
     try:
         result = _route(sim, method, parts, body)
     except BadRequest as exc:

@@ -3,6 +3,7 @@
 Independent of HTTP plumbing: `Simulator.handle_ews()` takes headers and a body and returns a
 status, extra headers and a body, so it is easy to reason about (and to test) on its own.
 """
+
 from __future__ import annotations
 
 import base64
@@ -63,8 +64,11 @@ class Simulator:
     def record(self, reply: Reply, wall_time: float, elapsed_ms: float) -> None:
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall_time)),
-            "operation": reply.operation, "mailbox": reply.mailbox, "user": reply.user,
-            "http_status": reply.status, "response_code": reply.response_code,
+            "operation": reply.operation,
+            "mailbox": reply.mailbox,
+            "user": reply.user,
+            "http_status": reply.status,
+            "response_code": reply.response_code,
             "duration_ms": round(elapsed_ms, 1),
         }
         with self.log_lock:
@@ -99,11 +103,18 @@ class Simulator:
         if impersonation is None:
             return user
         sid = child(impersonation, "ConnectingSID")
-        target = next((c.text or "" for c in children(sid) if local(c.tag) in
-                       ("PrimarySmtpAddress", "SmtpAddress", "PrincipalName")), "").strip()
+        target = next(
+            (
+                c.text or ""
+                for c in children(sid)
+                if local(c.tag) in ("PrimarySmtpAddress", "SmtpAddress", "PrincipalName")
+            ),
+            "",
+        ).strip()
         if not user.can_impersonate:
-            raise SoapFault("ErrorImpersonateUserDenied",
-                            "The account does not have permission to impersonate the requested user.")
+            raise SoapFault(
+                "ErrorImpersonateUserDenied", "The account does not have permission to impersonate the requested user."
+            )
         mailbox = self.store.mailbox(target)
         if mailbox is None:
             raise SoapFault("ErrorNonExistentMailbox", f"The SMTP address {target} has no mailbox associated with it.")
@@ -113,8 +124,11 @@ class Simulator:
     def handle_ews(self, authorization: str | None, body: bytes) -> Reply:
         user = self.authenticate(authorization)
         if user is None:
-            return Reply(401, b"401 - Unauthorized: Access is denied due to invalid credentials.",
-                         {"WWW-Authenticate": 'Basic realm="ewsim"', "Content-Type": "text/plain"})
+            return Reply(
+                401,
+                b"401 - Unauthorized: Access is denied due to invalid credentials.",
+                {"WWW-Authenticate": 'Basic realm="ewsim"', "Content-Type": "text/plain"},
+            )
         try:
             header, op = parse_envelope(body)
         except SoapParseError as exc:
@@ -152,8 +166,7 @@ class Simulator:
             reply.mailbox = mailbox
             return reply
         code = next((c for m in messages if (c := child_text(m, "ResponseCode")) != "NoError"), "NoError")
-        return Reply(200, response_envelope(operation, messages), {"Content-Type": XML_TYPE},
-                     operation, mailbox, code)
+        return Reply(200, response_envelope(operation, messages), {"Content-Type": XML_TYPE}, operation, mailbox, code)
 
     def _inject(self, rule: FaultRule) -> Reply | None:
         if rule.delay_ms is not None:
@@ -163,14 +176,24 @@ class Simulator:
         if rule.http_status is not None:
             body = IIS_500 if rule.http_status == 500 else f"HTTP {rule.http_status}".encode()
             return Reply(rule.http_status, body, {"Content-Type": "text/html"}, response_code=None)
-        values = {"BackOffMilliseconds": str(rule.back_off_ms if rule.back_off_ms is not None else 5000)} \
-            if rule.error == "ErrorServerBusy" else None
-        return self._fault(SoapFault(rule.error or "ErrorInternalServerError",
-                                     "The server cannot service this request right now. Try again later."
-                                     if rule.error == "ErrorServerBusy" else f"Injected {rule.error}", values))
+        values = (
+            {"BackOffMilliseconds": str(rule.back_off_ms if rule.back_off_ms is not None else 5000)}
+            if rule.error == "ErrorServerBusy"
+            else None
+        )
+        return self._fault(
+            SoapFault(
+                rule.error or "ErrorInternalServerError",
+                "The server cannot service this request right now. Try again later."
+                if rule.error == "ErrorServerBusy"
+                else f"Injected {rule.error}",
+                values,
+            )
+        )
 
     @staticmethod
     def _fault(exc: EwsError) -> Reply:
         # Exchange answers SOAP faults with HTTP 500 and an XML body.
-        return Reply(500, fault_envelope(exc.code, exc.text, exc.values), {"Content-Type": XML_TYPE},
-                     response_code=exc.code)
+        return Reply(
+            500, fault_envelope(exc.code, exc.text, exc.values), {"Content-Type": XML_TYPE}, response_code=exc.code
+        )

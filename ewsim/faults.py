@@ -1,4 +1,5 @@
 """EWS errors raised by operations, and the fault-injection registry of the control interface."""
+
 from __future__ import annotations
 
 import threading

@@ -3,6 +3,7 @@
 Items keep each property element exactly as the client sent it (keyed by element name); the server
 only computes the read-only properties (ids, times, size, MIME, organizer ...).
 """
+
 from __future__ import annotations
 
 import base64
@@ -19,46 +20,78 @@ from .faults import EwsError
 from .model import ITEM_CLASS_DEFAULT, ITEM_KINDS, ExtProp, Item
 from .soap import child, children, el, local, t
 
-_BASE = ("MimeContent ItemId ParentFolderId ItemClass Subject Sensitivity Body Attachments DateTimeReceived Size "
-         "Categories Importance InReplyTo IsSubmitted IsDraft IsFromMe IsResend IsUnmodified InternetMessageHeaders "
-         "DateTimeSent DateTimeCreated ResponseObjects ReminderDueBy ReminderIsSet ReminderMinutesBeforeStart "
-         "DisplayCc DisplayTo HasAttachments ExtendedProperty Culture EffectiveRights LastModifiedName "
-         "LastModifiedTime IsAssociated WebClientReadFormQueryString WebClientEditFormQueryString ConversationId "
-         "UniqueBody TextBody").split()
+_BASE = (
+    "MimeContent ItemId ParentFolderId ItemClass Subject Sensitivity Body Attachments DateTimeReceived Size "
+    "Categories Importance InReplyTo IsSubmitted IsDraft IsFromMe IsResend IsUnmodified InternetMessageHeaders "
+    "DateTimeSent DateTimeCreated ResponseObjects ReminderDueBy ReminderIsSet ReminderMinutesBeforeStart "
+    "DisplayCc DisplayTo HasAttachments ExtendedProperty Culture EffectiveRights LastModifiedName "
+    "LastModifiedTime IsAssociated WebClientReadFormQueryString WebClientEditFormQueryString ConversationId "
+    "UniqueBody TextBody"
+).split()
 _KIND_FIELDS = {
     "Message": "Sender ToRecipients CcRecipients BccRecipients IsReadReceiptRequested IsDeliveryReceiptRequested "
-               "ConversationIndex ConversationTopic From InternetMessageId IsRead IsResponseRequested References "
-               "ReplyTo ReceivedBy ReceivedRepresenting ReminderMessageData",
+    "ConversationIndex ConversationTopic From InternetMessageId IsRead IsResponseRequested References "
+    "ReplyTo ReceivedBy ReceivedRepresenting ReminderMessageData",
     "CalendarItem": "UID RecurrenceId DateTimeStamp Start End OriginalStart IsAllDayEvent LegacyFreeBusyStatus "
-                    "Location When IsMeeting IsCancelled IsRecurring MeetingRequestWasSent IsResponseRequested "
-                    "CalendarItemType MyResponseType Organizer RequiredAttendees OptionalAttendees Resources "
-                    "ConflictingMeetingCount AdjacentMeetingCount ConflictingMeetings AdjacentMeetings Duration "
-                    "TimeZone AppointmentReplyTime AppointmentSequenceNumber AppointmentState Recurrence "
-                    "FirstOccurrence LastOccurrence ModifiedOccurrences DeletedOccurrences MeetingTimeZone "
-                    "StartTimeZone EndTimeZone ConferenceType AllowNewTimeProposal IsOnlineMeeting "
-                    "MeetingWorkspaceUrl NetShowUrl",
+    "Location When IsMeeting IsCancelled IsRecurring MeetingRequestWasSent IsResponseRequested "
+    "CalendarItemType MyResponseType Organizer RequiredAttendees OptionalAttendees Resources "
+    "ConflictingMeetingCount AdjacentMeetingCount ConflictingMeetings AdjacentMeetings Duration "
+    "TimeZone AppointmentReplyTime AppointmentSequenceNumber AppointmentState Recurrence "
+    "FirstOccurrence LastOccurrence ModifiedOccurrences DeletedOccurrences MeetingTimeZone "
+    "StartTimeZone EndTimeZone ConferenceType AllowNewTimeProposal IsOnlineMeeting "
+    "MeetingWorkspaceUrl NetShowUrl",
     "Contact": "FileAs FileAsMapping DisplayName GivenName Initials MiddleName Nickname CompleteName CompanyName "
-               "EmailAddresses PhysicalAddresses PhoneNumbers AssistantName Birthday BusinessHomePage Children "
-               "Companies ContactSource Department Generation ImAddresses JobTitle Manager Mileage OfficeLocation "
-               "PostalAddressIndex Profession SpouseName Surname WeddingAnniversary HasPicture PhoneticFullName "
-               "PhoneticFirstName PhoneticLastName Alias Notes Photo UserSMIMECertificate MSExchangeCertificate "
-               "DirectoryId ManagerMailbox DirectReports",
+    "EmailAddresses PhysicalAddresses PhoneNumbers AssistantName Birthday BusinessHomePage Children "
+    "Companies ContactSource Department Generation ImAddresses JobTitle Manager Mileage OfficeLocation "
+    "PostalAddressIndex Profession SpouseName Surname WeddingAnniversary HasPicture PhoneticFullName "
+    "PhoneticFirstName PhoneticLastName Alias Notes Photo UserSMIMECertificate MSExchangeCertificate "
+    "DirectoryId ManagerMailbox DirectReports",
     "Task": "ActualWork AssignedTime BillingInformation ChangeCount Companies CompleteDate Contacts DelegationState "
-            "Delegator DueDate IsAssignmentEditable IsComplete IsRecurring IsTeamTask Mileage Owner PercentComplete "
-            "Recurrence StartDate Status StatusDescription TotalWork",
+    "Delegator DueDate IsAssignmentEditable IsComplete IsRecurring IsTeamTask Mileage Owner PercentComplete "
+    "Recurrence StartDate Status StatusDescription TotalWork",
 }
-FIELD_ORDER = {kind: {name: i for i, name in enumerate(_BASE + _KIND_FIELDS.get(kind, "").split())}
-               for kind in ITEM_KINDS}
+FIELD_ORDER = {
+    kind: {name: i for i, name in enumerate(_BASE + _KIND_FIELDS.get(kind, "").split())} for kind in ITEM_KINDS
+}
 # Indexed field URIs name one entry; the entries live in a container element.
-INDEXED_CONTAINERS = {"EmailAddress": "EmailAddresses", "PhysicalAddress": "PhysicalAddresses",
-                      "PhoneNumber": "PhoneNumbers", "ImAddress": "ImAddresses"}
+INDEXED_CONTAINERS = {
+    "EmailAddress": "EmailAddresses",
+    "PhysicalAddress": "PhysicalAddresses",
+    "PhoneNumber": "PhoneNumbers",
+    "ImAddress": "ImAddresses",
+}
 # Properties the server owns; values sent by clients for these are ignored.
-COMPUTED = {"ItemId", "ParentFolderId", "DateTimeCreated", "DateTimeReceived", "LastModifiedTime", "Size",
-            "HasAttachments", "IsRead", "EffectiveRights", "ConversationId", "IsDraft", "DisplayTo", "DisplayCc"}
+COMPUTED = {
+    "ItemId",
+    "ParentFolderId",
+    "DateTimeCreated",
+    "DateTimeReceived",
+    "LastModifiedTime",
+    "Size",
+    "HasAttachments",
+    "IsRead",
+    "EffectiveRights",
+    "ConversationId",
+    "IsDraft",
+    "DisplayTo",
+    "DisplayCc",
+}
 
 
-DATETIME_FIELDS = {"Start", "End", "OriginalStart", "DueDate", "StartDate", "CompleteDate", "ReminderDueBy",
-                   "AppointmentReplyTime", "DateTimeSent", "Birthday", "WeddingAnniversary", "AssignedTime"}
+DATETIME_FIELDS = {
+    "Start",
+    "End",
+    "OriginalStart",
+    "DueDate",
+    "StartDate",
+    "CompleteDate",
+    "ReminderDueBy",
+    "AppointmentReplyTime",
+    "DateTimeSent",
+    "Birthday",
+    "WeddingAnniversary",
+    "AssignedTime",
+}
 BOOL_PREFIXES = ("Is", "Allow", "Has")
 BOOL_FIELDS = {"ReminderIsSet", "MeetingRequestWasSent"}
 
@@ -125,6 +158,7 @@ class FieldPath:
 
 def ext_key(attrs: dict[str, str]) -> str:
     """A canonical key for an extended property definition, independent of attribute spelling."""
+
     def num(value: str | None) -> str:
         if value is None:
             return ""
@@ -132,14 +166,17 @@ def ext_key(attrs: dict[str, str]) -> str:
             return str(int(value, 0))
         except ValueError:
             return value
-    return "|".join([
-        (attrs.get("DistinguishedPropertySetId") or "").lower(),
-        (attrs.get("PropertySetId") or "").lower(),
-        num(attrs.get("PropertyTag")),
-        attrs.get("PropertyName") or "",
-        num(attrs.get("PropertyId")),
-        attrs.get("PropertyType") or "",
-    ])
+
+    return "|".join(
+        [
+            (attrs.get("DistinguishedPropertySetId") or "").lower(),
+            (attrs.get("PropertySetId") or "").lower(),
+            num(attrs.get("PropertyTag")),
+            attrs.get("PropertyName") or "",
+            num(attrs.get("PropertyId")),
+            attrs.get("PropertyType") or "",
+        ]
+    )
 
 
 def parse_path(elem: etree._Element) -> FieldPath:
@@ -194,8 +231,10 @@ def apply_property(item: Item, prop: etree._Element) -> None:
 def item_from_xml(elem: etree._Element, mailbox: str, folder_id: str) -> Item:
     kind = local(elem.tag)
     if kind not in ITEM_KINDS:
-        raise EwsError("ErrorInvalidItemForOperationCreateItem" if kind else "ErrorSchemaValidation",
-                       f"Unsupported item type {kind!r}")
+        raise EwsError(
+            "ErrorInvalidItemForOperationCreateItem" if kind else "ErrorSchemaValidation",
+            f"Unsupported item type {kind!r}",
+        )
     item = Item(id="", mailbox=mailbox, folder_id=folder_id, kind=kind)
     for prop in children(elem):
         apply_property(item, prop)
@@ -218,8 +257,9 @@ class Shape:
 
     @classmethod
     def parse(cls, elem: etree._Element | None) -> Shape:
-        shape = cls(base=(child(elem, "BaseShape").text or "IdOnly") if child(elem, "BaseShape") is not None
-                    else "IdOnly")
+        shape = cls(
+            base=(child(elem, "BaseShape").text or "IdOnly") if child(elem, "BaseShape") is not None else "IdOnly"
+        )
         for path_elem in children(child(elem, "AdditionalProperties")):
             path = parse_path(path_elem)
             if path.is_ext:
@@ -327,21 +367,42 @@ def _ext_elem(prop: ExtProp) -> etree._Element:
 def item_summary(item: Item) -> dict[str, object]:
     """The JSON view of an item used by the control interface."""
     summary: dict[str, object] = {
-        "id": item.id, "changekey": item.changekey,
+        "id": item.id,
+        "changekey": item.changekey,
         "item_class": item.text("ItemClass") or ITEM_CLASS_DEFAULT[item.kind],
-        "type": item.kind, "subject": item.text("Subject"), "body": item.text("Body"), "is_read": item.is_read,
+        "type": item.kind,
+        "subject": item.text("Subject"),
+        "body": item.text("Body"),
+        "is_read": item.is_read,
         "categories": [c.text or "" for c in children(item.fields.get("Categories"))],
-        "extended_properties": [{"uri": p.attrs, "value": p.values if p.is_array else (p.values or [""])[0]}
-                                for p in item.ext.values()],
+        "extended_properties": [
+            {"uri": p.attrs, "value": p.values if p.is_array else (p.values or [""])[0]} for p in item.ext.values()
+        ],
     }
-    for name in ("Start", "End", "Location", "LegacyFreeBusyStatus", "DisplayName", "GivenName", "Surname",
-                 "CompanyName", "DueDate", "Status", "StartDate"):
+    for name in (
+        "Start",
+        "End",
+        "Location",
+        "LegacyFreeBusyStatus",
+        "DisplayName",
+        "GivenName",
+        "Surname",
+        "CompanyName",
+        "DueDate",
+        "Status",
+        "StartDate",
+    ):
         if name in item.fields:
             summary[name[0].lower() + name[1:]] = item.text(name)
     for name in ("From", "ToRecipients", "RequiredAttendees", "OptionalAttendees", "EmailAddresses"):
         if name in item.fields:
-            key = {"From": "from", "ToRecipients": "to", "RequiredAttendees": "required_attendees",
-                   "OptionalAttendees": "optional_attendees", "EmailAddresses": "email_addresses"}[name]
+            key = {
+                "From": "from",
+                "ToRecipients": "to",
+                "RequiredAttendees": "required_attendees",
+                "OptionalAttendees": "optional_attendees",
+                "EmailAddresses": "email_addresses",
+            }[name]
             found = mailbox_addresses(item.fields[name]) or [c.text or "" for c in children(item.fields[name])]
             summary[key] = found
     return summary

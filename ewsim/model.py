@@ -1,4 +1,5 @@
 """The simulator's records: mailboxes, folders, items and change-log events."""
+
 from __future__ import annotations
 
 import base64
@@ -29,8 +30,13 @@ DISTINGUISHED: dict[str, tuple[str, str | None, str | None, str]] = {
 
 FOLDER_KIND_BY_CLASS = {"IPF.Contact": "ContactsFolder", "IPF.Appointment": "CalendarFolder", "IPF.Task": "TasksFolder"}
 ITEM_KINDS = ("Message", "CalendarItem", "Contact", "Task", "Item")
-ITEM_CLASS_DEFAULT = {"Message": "IPM.Note", "CalendarItem": "IPM.Appointment", "Contact": "IPM.Contact",
-                      "Task": "IPM.Task", "Item": "IPM.Note"}
+ITEM_CLASS_DEFAULT = {
+    "Message": "IPM.Note",
+    "CalendarItem": "IPM.Appointment",
+    "Contact": "IPM.Contact",
+    "Task": "IPM.Task",
+    "Item": "IPM.Note",
+}
 
 # Change-log event kinds. "add"/"remove" change folder membership, the others change an existing member.
 ADD, REMOVE, UPDATE, READ = "add", "remove", "update", "read"
@@ -105,21 +111,33 @@ class Item:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "id": self.id, "mailbox": self.mailbox, "folder_id": self.folder_id, "kind": self.kind,
+            "id": self.id,
+            "mailbox": self.mailbox,
+            "folder_id": self.folder_id,
+            "kind": self.kind,
             "fields": {k: etree.tostring(v).decode() for k, v in self.fields.items()},
             "ext": {k: {"attrs": p.attrs, "values": p.values, "is_array": p.is_array} for k, p in self.ext.items()},
-            "version": self.version, "changekey": self.changekey, "is_read": self.is_read,
-            "created": self.created.isoformat(), "modified": self.modified.isoformat(),
+            "version": self.version,
+            "changekey": self.changekey,
+            "is_read": self.is_read,
+            "created": self.created.isoformat(),
+            "modified": self.modified.isoformat(),
         }
 
     @classmethod
     def from_json(cls, data: dict) -> Item:
         return cls(
-            id=data["id"], mailbox=data["mailbox"], folder_id=data["folder_id"], kind=data["kind"],
+            id=data["id"],
+            mailbox=data["mailbox"],
+            folder_id=data["folder_id"],
+            kind=data["kind"],
             fields={k: etree.fromstring(v) for k, v in data["fields"].items()},
             ext={k: ExtProp(**p) for k, p in data["ext"].items()},
-            version=data["version"], changekey=data["changekey"], is_read=data["is_read"],
-            created=datetime.fromisoformat(data["created"]), modified=datetime.fromisoformat(data["modified"]),
+            version=data["version"],
+            changekey=data["changekey"],
+            is_read=data["is_read"],
+            created=datetime.fromisoformat(data["created"]),
+            modified=datetime.fromisoformat(data["modified"]),
         )
 
 

@@ -1,5 +1,6 @@
 """Write-through SQLite persistence for --data: memory stays the source of truth while running,
 and every change is also written here so a restart can load it back."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,10 @@ class SqliteBackend:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def save_mailbox(self, mailbox: Mailbox) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO mailboxes (address, data) VALUES (?, ?)",
-                          (mailbox.address, json.dumps(mailbox.__dict__)))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO mailboxes (address, data) VALUES (?, ?)",
+            (mailbox.address, json.dumps(mailbox.__dict__)),
+        )
 
     def delete_mailbox(self, address: str) -> None:
         for table in ("mailboxes",):
@@ -46,22 +49,28 @@ class SqliteBackend:
             self.conn.execute(f"DELETE FROM {table} WHERE mailbox=?", (address,))
 
     def save_folder(self, folder: Folder) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO folders (id, mailbox, data) VALUES (?, ?, ?)",
-                          (folder.id, folder.mailbox, json.dumps(folder.to_json())))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO folders (id, mailbox, data) VALUES (?, ?, ?)",
+            (folder.id, folder.mailbox, json.dumps(folder.to_json())),
+        )
 
     def delete_folder(self, folder_id: str) -> None:
         self.conn.execute("DELETE FROM folders WHERE id=?", (folder_id,))
 
     def save_item(self, item: Item) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO items (id, mailbox, data) VALUES (?, ?, ?)",
-                          (item.id, item.mailbox, json.dumps(item.to_json())))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO items (id, mailbox, data) VALUES (?, ?, ?)",
+            (item.id, item.mailbox, json.dumps(item.to_json())),
+        )
 
     def delete_item(self, item_id: str) -> None:
         self.conn.execute("DELETE FROM items WHERE id=?", (item_id,))
 
     def add_event(self, mailbox: str, event: Event) -> None:
-        self.conn.execute("INSERT INTO events (seq, mailbox, folder_id, item_id, kind) VALUES (?, ?, ?, ?, ?)",
-                          (event.seq, mailbox, event.folder_id, event.item_id, event.kind))
+        self.conn.execute(
+            "INSERT INTO events (seq, mailbox, folder_id, item_id, kind) VALUES (?, ?, ?, ?, ?)",
+            (event.seq, mailbox, event.folder_id, event.item_id, event.kind),
+        )
 
     def clear(self) -> None:
         for table in ("meta", "mailboxes", "folders", "items", "events"):
@@ -74,8 +83,10 @@ class SqliteBackend:
         mailboxes = [Mailbox(**json.loads(r[0])) for r in self.conn.execute("SELECT data FROM mailboxes")]
         folders = [Folder(**json.loads(r[0])) for r in self.conn.execute("SELECT data FROM folders")]
         items = [Item.from_json(json.loads(r[0])) for r in self.conn.execute("SELECT data FROM items")]
-        events = [(r[0], Event(r[1], r[2], r[3], r[4]))
-                  for r in self.conn.execute("SELECT mailbox, seq, folder_id, item_id, kind FROM events ORDER BY seq")]
+        events = [
+            (r[0], Event(r[1], r[2], r[3], r[4]))
+            for r in self.conn.execute("SELECT mailbox, seq, folder_id, item_id, kind FROM events ORDER BY seq")
+        ]
         return mailboxes, folders, items, events
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
 """Evaluate EWS Restriction trees (FindItem / FindFolder) against stored items."""
+
 from __future__ import annotations
 
 import operator
@@ -13,9 +14,12 @@ from .model import ITEM_CLASS_DEFAULT, Item
 from .soap import child, children, local
 
 _COMPARE: dict[str, Callable[[object, object], bool]] = {
-    "IsEqualTo": operator.eq, "IsNotEqualTo": operator.ne,
-    "IsGreaterThan": operator.gt, "IsGreaterThanOrEqualTo": operator.ge,
-    "IsLessThan": operator.lt, "IsLessThanOrEqualTo": operator.le,
+    "IsEqualTo": operator.eq,
+    "IsNotEqualTo": operator.ne,
+    "IsGreaterThan": operator.gt,
+    "IsGreaterThanOrEqualTo": operator.ge,
+    "IsLessThan": operator.lt,
+    "IsLessThanOrEqualTo": operator.le,
 }
 
 
@@ -96,8 +100,11 @@ def _contains(elem: etree._Element, item: Item) -> bool:
     ignore_case = "IgnoreCase" in elem.get("ContainmentComparison", "Exact")
     for value in field_values(item, parse_path(find_path(elem))):
         hay, pin = (value.casefold(), needle.casefold()) if ignore_case else (value, needle)
-        if (mode == "FullString" and hay == pin) or (mode == "Prefixed" and hay.startswith(pin)) \
-                or (mode not in ("FullString", "Prefixed") and pin in hay):
+        if (
+            (mode == "FullString" and hay == pin)
+            or (mode == "Prefixed" and hay.startswith(pin))
+            or (mode not in ("FullString", "Prefixed") and pin in hay)
+        ):
             return True
     return False
 
@@ -140,6 +147,7 @@ def sort_key(order_elem: etree._Element | None) -> list[tuple[FieldPath, bool]]:
 
 def sort_items(items: list[Item], order: list[tuple[FieldPath, bool]]) -> list[Item]:
     for path, descending in reversed(order):
+
         def key(item: Item, path: FieldPath = path) -> tuple[int, object]:
             values = field_values(item, path)
             if not values:
@@ -152,5 +160,6 @@ def sort_items(items: list[Item], order: list[tuple[FieldPath, bool]]) -> list[I
                 return (2, float(values[0]))
             except ValueError:
                 return (3, values[0].casefold())
+
         items = sorted(items, key=key, reverse=descending)
     return items

@@ -3,6 +3,7 @@
 Produces the same property elements an EWS client would send, so seeded items behave exactly like
 items created over EWS.
 """
+
 from __future__ import annotations
 
 from lxml import etree
@@ -13,15 +14,24 @@ from .soap import el
 
 # JSON key -> (element name, item kinds it applies to or None for all)
 SIMPLE = {
-    "subject": ("Subject", None), "sensitivity": ("Sensitivity", None), "importance": ("Importance", None),
+    "subject": ("Subject", None),
+    "sensitivity": ("Sensitivity", None),
+    "importance": ("Importance", None),
     "item_class": ("ItemClass", None),
-    "start": ("Start", "CalendarItem"), "end": ("End", "CalendarItem"), "location": ("Location", "CalendarItem"),
+    "start": ("Start", "CalendarItem"),
+    "end": ("End", "CalendarItem"),
+    "location": ("Location", "CalendarItem"),
     "is_all_day": ("IsAllDayEvent", "CalendarItem"),
     "legacy_free_busy_status": ("LegacyFreeBusyStatus", "CalendarItem"),
-    "display_name": ("DisplayName", "Contact"), "given_name": ("GivenName", "Contact"),
-    "surname": ("Surname", "Contact"), "company_name": ("CompanyName", "Contact"),
-    "job_title": ("JobTitle", "Contact"), "department": ("Department", "Contact"),
-    "due_date": ("DueDate", "Task"), "start_date": ("StartDate", "Task"), "status": ("Status", "Task"),
+    "display_name": ("DisplayName", "Contact"),
+    "given_name": ("GivenName", "Contact"),
+    "surname": ("Surname", "Contact"),
+    "company_name": ("CompanyName", "Contact"),
+    "job_title": ("JobTitle", "Contact"),
+    "department": ("Department", "Contact"),
+    "due_date": ("DueDate", "Task"),
+    "start_date": ("StartDate", "Task"),
+    "status": ("Status", "Task"),
     "percent_complete": ("PercentComplete", "Task"),
 }
 
@@ -45,10 +55,17 @@ def _mailboxes(tag: str, addresses: list[str], entry: str = "t:Mailbox") -> etre
 
 def _extended(spec: dict) -> etree._Element:
     prop = el(None, "t:ExtendedProperty")
-    attrs = {k: _text(spec[j]) for j, k in (("distinguished_property_set_id", "DistinguishedPropertySetId"),
-                                            ("property_set_id", "PropertySetId"), ("property_tag", "PropertyTag"),
-                                            ("property_name", "PropertyName"), ("property_id", "PropertyId"))
-             if spec.get(j) is not None}
+    attrs = {
+        k: _text(spec[j])
+        for j, k in (
+            ("distinguished_property_set_id", "DistinguishedPropertySetId"),
+            ("property_set_id", "PropertySetId"),
+            ("property_tag", "PropertyTag"),
+            ("property_name", "PropertyName"),
+            ("property_id", "PropertyId"),
+        )
+        if spec.get(j) is not None
+    }
     attrs["PropertyType"] = spec.get("property_type", "String")
     el(prop, "t:ExtendedFieldURI", **attrs)
     value = spec.get("value")

@@ -1,4 +1,5 @@
 """HTTP plumbing: a threaded server routing /EWS/Exchange.asmx and the /_ewsim/ control interface."""
+
 from __future__ import annotations
 
 import json
@@ -114,7 +115,8 @@ class EwsHttpServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def make_server(host: str = "127.0.0.1", port: int = 0, data: str | None = None,
-                max_body: int = 10 * 1024 * 1024) -> EwsHttpServer:
+def make_server(
+    host: str = "127.0.0.1", port: int = 0, data: str | None = None, max_body: int = 10 * 1024 * 1024
+) -> EwsHttpServer:
     """A ready-to-serve server (port 0 picks a free port; see .url)."""
     return EwsHttpServer((host, port), Simulator(Store(data), max_body=max_body))

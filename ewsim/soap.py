@@ -1,4 +1,5 @@
 """SOAP/EWS XML helpers: namespaces, request parsing, response and fault building."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -3,6 +3,7 @@
 All access goes through one re-entrant lock (`store.lock`): each EWS request runs its whole operation
 under it, which keeps concurrent clients consistent without finer-grained locking.
 """
+
 from __future__ import annotations
 
 import base64
@@ -98,7 +99,7 @@ class Store:
 
     def events_after(self, mailbox: str, folder_id: str, seq: int) -> list[Event]:
         log = self.events.get(self._log_key(mailbox, folder_id), [])
-        return log[bisect.bisect_right(log, seq, key=lambda e: e.seq):]
+        return log[bisect.bisect_right(log, seq, key=lambda e: e.seq) :]
 
     def was_member(self, folder_id: str, item_id: str, seq: int) -> bool:
         """Was the item in the folder right after change number `seq`?"""
@@ -131,8 +132,9 @@ class Store:
         return data["s"]
 
     # ---- mailboxes ---------------------------------------------------------------------------
-    def create_mailbox(self, address: str, password: str, can_impersonate: bool = False,
-                       display_name: str = "") -> Mailbox:
+    def create_mailbox(
+        self, address: str, password: str, can_impersonate: bool = False, display_name: str = ""
+    ) -> Mailbox:
         address = address.lower()
         if address in self.mailboxes:
             raise KeyError(address)

@@ -1,4 +1,5 @@
 """Helpers for tests: run a simulator on a free port inside the current process."""
+
 from __future__ import annotations
 
 import threading
@@ -20,12 +21,12 @@ class RunningSimulator:
 
 
 @contextmanager
-def running_simulator(host: str = "127.0.0.1", data: str | None = None,
-                      max_body: int = 10 * 1024 * 1024) -> Iterator[RunningSimulator]:
+def running_simulator(
+    host: str = "127.0.0.1", data: str | None = None, max_body: int = 10 * 1024 * 1024
+) -> Iterator[RunningSimulator]:
     """Start ewsim on a free port in a thread; yields a RunningSimulator and shuts it down afterwards."""
     server = make_server(host, 0, data=data, max_body=max_body)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ewsim",
-                              daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="ewsim", daemon=True)
     thread.start()
     try:
         yield RunningSimulator(server)

@@ -4,10 +4,12 @@ An object of an organization the user is no member of is a 404 (its
 existence is not revealed); a member whose role may not do the action gets
 a 403.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied

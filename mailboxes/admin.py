@@ -1,4 +1,5 @@
 """The Django admin for operators: every save and delete goes to the audit log too."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,7 +26,12 @@ class AuditedAdmin(admin.ModelAdmin):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
-    list_display = ("name", "require_approval_user_mailboxes", "require_approval_queue_mailboxes", "ignore_logical_deletes")
+    list_display = (
+        "name",
+        "require_approval_user_mailboxes",
+        "require_approval_queue_mailboxes",
+        "ignore_logical_deletes",
+    )
     search_fields = ("name",)
 
 

@@ -1,4 +1,5 @@
 """Forms validate and normalise; the models hold the rules."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -67,10 +68,28 @@ class ProfileForm(SecretFieldsMixin, forms.ModelForm):
     class Meta:
         model = EmailServerProfile
         fields = [
-            "organization", "name", "kind", "ews_url", "use_autodiscover", "auth_type", "credentials_source",
-            "username", "password", "oauth_tenant_id", "oauth_client_id", "oauth_client_secret",
-            "incoming_host", "incoming_port", "incoming_tls", "outgoing_host", "outgoing_port", "outgoing_tls",
-            "polling_interval_minutes", "max_concurrent_connections", "process_email_after", "timeout_seconds",
+            "organization",
+            "name",
+            "kind",
+            "ews_url",
+            "use_autodiscover",
+            "auth_type",
+            "credentials_source",
+            "username",
+            "password",
+            "oauth_tenant_id",
+            "oauth_client_id",
+            "oauth_client_secret",
+            "incoming_host",
+            "incoming_port",
+            "incoming_tls",
+            "outgoing_host",
+            "outgoing_port",
+            "outgoing_tls",
+            "polling_interval_minutes",
+            "max_concurrent_connections",
+            "process_email_after",
+            "timeout_seconds",
             "is_default",
         ]
         widgets = {"process_email_after": DateTimeInput()}
@@ -111,8 +130,19 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
     class Meta:
         model = Mailbox
         fields = [
-            "organization", "owner_type", "user", "queue_name", "address", "profile", "incoming_method",
-            "outgoing_method", "act_method", "tracking_rule", "process_email_after", "username", "password",
+            "organization",
+            "owner_type",
+            "user",
+            "queue_name",
+            "address",
+            "profile",
+            "incoming_method",
+            "outgoing_method",
+            "act_method",
+            "tracking_rule",
+            "process_email_after",
+            "username",
+            "password",
             "is_active",
         ]
         widgets = {"process_email_after": DateTimeInput()}
@@ -165,7 +195,10 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         if mapped.organization_id not in self.admin_org_ids:
             self.add_error(
                 "address",
-                _("This address is mapped to a mailbox of another organization; an administrator there must release it."),
+                _(
+                    "This address is mapped to a mailbox of another organization; "
+                    "an administrator there must release it."
+                ),
             )
         elif not cleaned.get("confirm_remap"):
             self.add_error(
@@ -217,6 +250,9 @@ class MailboxFilterForm(forms.Form):
     def __init__(self, *args: Any, org_ids: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["profile"].queryset = EmailServerProfile.objects.filter(organization_id__in=org_ids)
+        for field in self.fields.values():
+            is_select = isinstance(field.widget, forms.Select)
+            field.widget.attrs["class"] = "form-select form-select-sm" if is_select else "form-control form-control-sm"
 
     def apply(self, qs: Any) -> Any:
         """Filter and sort a mailbox queryset; invalid values are ignored, not fatal."""

@@ -1,4 +1,5 @@
 """The administrator console: server profiles, mailboxes and approvals."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -115,7 +116,9 @@ def profile_delete(request: HttpRequest, pk: Any) -> HttpResponse:
         messages.success(request, _("Server profile “%(name)s” deleted.") % {"name": profile.name})
         return redirect("profile-list")
     n_in_use = profile.mailboxes.count() if in_use else 0
-    return render(request, "mailboxes/profile_delete.html", {"profile": profile, "in_use": in_use, "n_in_use": n_in_use})
+    return render(
+        request, "mailboxes/profile_delete.html", {"profile": profile, "in_use": in_use, "n_in_use": n_in_use}
+    )
 
 
 # Mailboxes
@@ -156,12 +159,16 @@ def _save_mailbox(request: HttpRequest, form: MailboxForm) -> Mailbox | None:
                     actor,
                     "mailbox.address_remapped",
                     mailbox,
-                    changes={"address": [f"{mailbox.address} ({old_owner})", f"{mailbox.address} ({mailbox.owner_name})"]},
+                    changes={
+                        "address": [f"{mailbox.address} ({old_owner})", f"{mailbox.address} ({mailbox.owner_name})"]
+                    },
                     organization=mailbox.organization,
                 )
     except IntegrityError:
         # Another request took the address or the user between validation and save.
-        form.add_error(None, _("Another change was saved at the same time; check the address and the user, then try again."))
+        form.add_error(
+            None, _("Another change was saved at the same time; check the address and the user, then try again.")
+        )
         return None
     return mailbox
 

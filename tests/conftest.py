@@ -4,6 +4,7 @@ The personas (STYLE.md): in organization "Acme" an administrator, an approver,
 an auditor, and alice and bob as plain users; charlie belongs to no
 organization; "Globex" is another organization with its own administrator.
 """
+
 from __future__ import annotations
 
 import os

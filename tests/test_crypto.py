@@ -1,4 +1,5 @@
 """Secrets at rest: the stored column holds a Fernet token, never the plaintext."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -37,8 +38,15 @@ def test_the_stored_column_never_contains_the_plaintext(profile: EmailServerProf
 
 
 def test_every_encrypted_column_is_encrypted(org: Organization, alice: Any) -> None:
-    make_profile(org, "OAuth", kind="exchange_online", auth_type="oauth2", oauth_tenant_id="t",
-                 oauth_client_id="c", oauth_client_secret="client-secret-value")
+    make_profile(
+        org,
+        "OAuth",
+        kind="exchange_online",
+        auth_type="oauth2",
+        oauth_tenant_id="t",
+        oauth_client_id="c",
+        oauth_client_secret="client-secret-value",
+    )
     mailbox = Mailbox(organization=org, user=alice, address="alice@example.com", password="mailbox-pw-value")
     mailbox.save()
     assert "client-secret-value" not in "".join(stored("oauth_client_secret"))

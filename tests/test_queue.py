@@ -1,4 +1,5 @@
 """The queue runs on a real Redis: the embedded server, or REDIS_URL in CI."""
+
 from __future__ import annotations
 
 import django_rq

@@ -1,5 +1,6 @@
 """The README's run command: ``manage.py runportal`` serves the portal with demo data and
 stops cleanly on SIGTERM, leaving no process behind."""
+
 from __future__ import annotations
 
 import os
@@ -72,7 +73,8 @@ def descendants(pid: int) -> dict[int, str]:
 def still_running(processes: dict[int, str]) -> list[int]:
     table = process_table()
     return [
-        pid for pid, started in processes.items()
+        pid
+        for pid, started in processes.items()
         if pid in table and table[pid][1] == started and table[pid][2] != "Z"  # a zombie has exited
     ]
 
@@ -81,7 +83,8 @@ def still_running(processes: dict[int, str]) -> list[int]:
 def portal_env(tmp_path: Path) -> dict[str, str]:
     """A checkout's environment with nothing configured: fresh SQLite, secrets and Redis in tmp."""
     env = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ENCRYPTION_KEYS", "DEBUG", "PORT", "ALLOWED_HOSTS"}
     }
     # No PYTHONUNBUFFERED: the sign-in must show up on a pipe (a log, `| tee`) while it runs.
@@ -95,7 +98,12 @@ def portal(portal_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], 
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "runportal", "--port", str(port)],
-        cwd=ROOT, env=portal_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+        cwd=ROOT,
+        env=portal_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
     )
     out, err = Output(proc.stdout), Output(proc.stderr)  # type: ignore[arg-type]
     seen: dict[int, str] = {}
@@ -154,7 +162,7 @@ def test_runportal_serves_the_demo_and_stops_cleanly(
     )
     assert response.status_code == 200
     assert response.url == f"{base}/dashboard/"
-    assert "<h1 class=\"h3 mb-4\">Dashboard</h1>" in response.text
+    assert '<h1 class="h3 mb-4">Dashboard</h1>' in response.text
     assert '<a href="/mailboxes/">3</a>' in response.text  # the demo's three mailboxes
 
     # 2. SIGTERM stops it within a bounded time, with every child process and the port.

@@ -1,5 +1,6 @@
 """Settings from the environment: typed helpers, generated development secrets, and
 production values required when DEBUG is off."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("1", True), ("true", True), (" Yes ", True), ("ON", True), ("0", False), ("false", False), ("no", False),
-     ("off", False), ("", False)],
+    [
+        ("1", True),
+        ("true", True),
+        (" Yes ", True),
+        ("ON", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+    ],
 )
 def test_envbool_reads_the_usual_spellings(monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool) -> None:
     monkeypatch.setenv("PORTAL_FLAG", raw)
@@ -98,7 +108,8 @@ SHOW_SETTINGS = (
 
 def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if k not in {"SECRET_KEY", "ENCRYPTION_KEYS", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL"}
     }
     clean |= {"DJANGO_SETTINGS_MODULE": "crmsync_portal.settings", "VAR_DIR": str(tmp_path / "var"), **env}

@@ -4,6 +4,7 @@ Keys come from settings.ENCRYPTION_KEYS (Fernet keys). The first key
 encrypts; every key decrypts, so a new key can be put first and the old ones
 kept until ``manage.py rotate_keys`` has re-encrypted every stored secret.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -33,9 +34,7 @@ def decrypt(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            "A stored secret cannot be decrypted with the configured ENCRYPTION_KEYS."
-        ) from None
+        raise DecryptionError("A stored secret cannot be decrypted with the configured ENCRYPTION_KEYS.") from None
 
 
 def rotate(token: str) -> str:
@@ -43,6 +42,4 @@ def rotate(token: str) -> str:
     try:
         return fernet().rotate(token.encode()).decode()
     except InvalidToken:
-        raise DecryptionError(
-            "A stored secret cannot be decrypted with the configured ENCRYPTION_KEYS."
-        ) from None
+        raise DecryptionError("A stored secret cannot be decrypted with the configured ENCRYPTION_KEYS.") from None

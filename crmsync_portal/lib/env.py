@@ -1,4 +1,5 @@
 """Typed helpers for reading settings from environment variables."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ stored passwords could no longer be decrypted). So they are generated on first
 use and kept in ``var/local_secrets.json``. With DEBUG off they must come from
 the environment.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """EWS operations: one function per operation, taking the request context and the operation element
 and returning the response messages."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,5 +1,6 @@
 """What every operation needs: the request context, folder/item resolution with access checks,
 and folder rendering."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """FindItem: paging (IndexedPageItemView, CalendarView), restrictions and sort order."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -51,7 +52,7 @@ def _page(found: list[Item], op: etree._Element) -> tuple[list[Item], int]:
         raise EwsError("ErrorInvalidRequest", "Offset and MaxEntriesReturned must be integers") from None
     if view.get("BasePoint", "Beginning") == "End":
         offset = max(len(found) - offset - (limit or len(found)), 0)
-    page = found[offset:offset + limit] if limit else found[offset:]
+    page = found[offset : offset + limit] if limit else found[offset:]
     return page, offset + len(page)
 
 
@@ -73,9 +74,13 @@ def find_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
             found = sort_items(found, order)
         page, next_offset = _page(found, op)
         msg = ok("FindItem")
-        root = el(msg, "m:RootFolder", TotalItemsInView=str(len(found)),
-                  IncludesLastItemInRange="true" if next_offset >= len(found) else "false",
-                  IndexedPagingOffset=str(next_offset))
+        root = el(
+            msg,
+            "m:RootFolder",
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange="true" if next_offset >= len(found) else "false",
+            IndexedPagingOffset=str(next_offset),
+        )
         items = el(root, "t:Items")
         for item in page:
             items.append(render_item(item, shape, folder.changekey, item.mailbox))

@@ -1,4 +1,5 @@
 """Folder operations: GetFolder, FindFolder, CreateFolder, DeleteFolder, SyncFolderHierarchy."""
+
 from __future__ import annotations
 
 from lxml import etree
@@ -34,11 +35,15 @@ def find_folder(ctx: Context, op: etree._Element) -> list[etree._Element]:
     def handle(id_elem: etree._Element) -> etree._Element:
         parent = resolve_folder(ctx, id_elem)
         found = list(ctx.store.descendants(parent.id)) if deep else ctx.store.child_folders(parent.id)
-        page = found[offset:offset + limit] if limit else found[offset:]
+        page = found[offset : offset + limit] if limit else found[offset:]
         msg = ok("FindFolder")
-        root = el(msg, "m:RootFolder", TotalItemsInView=str(len(found)),
-                  IncludesLastItemInRange="true" if offset + len(page) >= len(found) else "false",
-                  IndexedPagingOffset=str(offset + len(page)))
+        root = el(
+            msg,
+            "m:RootFolder",
+            TotalItemsInView=str(len(found)),
+            IncludesLastItemInRange="true" if offset + len(page) >= len(found) else "false",
+            IndexedPagingOffset=str(offset + len(page)),
+        )
         folders = el(root, "t:Folders")
         for folder in page:
             folders.append(render_folder(ctx.store, folder, wanted))
@@ -92,8 +97,11 @@ def _sync_hierarchy(ctx: Context, op: etree._Element) -> etree._Element:
     """Folders below the sync folder (default: root) created, changed or deleted since the state."""
     wanted = folder_shape_wants(child(op, "FolderShape"))
     id_holder = child(op, "SyncFolderId")
-    base = resolve_folder(ctx, children(id_holder)[0]) if children(id_holder) else \
-        ctx.store.distinguished(ctx.acting.address, "root")
+    base = (
+        resolve_folder(ctx, children(id_holder)[0])
+        if children(id_holder)
+        else ctx.store.distinguished(ctx.acting.address, "root")
+    )
     assert base is not None
     state = (child_text(op, "SyncState") or "").strip()
     scope = "hierarchy:" + base.id

@@ -1,4 +1,5 @@
 """Item operations: CreateItem, GetItem, UpdateItem, DeleteItem, MoveItem, CopyItem, SendItem."""
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,13 @@ from ..model import ITEM_KINDS, Item
 from ..soap import child, children, el, local, t
 from .common import Context, item_id_elements, ok, per_element, resolve_item, target_folder
 
-DEFAULT_FOLDER = {"Message": "drafts", "CalendarItem": "calendar", "Contact": "contacts", "Task": "tasks",
-                  "Item": "drafts"}
+DEFAULT_FOLDER = {
+    "Message": "drafts",
+    "CalendarItem": "calendar",
+    "Contact": "contacts",
+    "Task": "tasks",
+    "Item": "drafts",
+}
 SEND_DISPOSITIONS = ("SendOnly", "SendAndSaveCopy")
 
 
@@ -58,8 +64,17 @@ def _deliver(ctx: Context, item: Item) -> None:
         if inbox is None:
             continue  # an outside address: the message leaves the simulated organisation
         fields = {k: copy.deepcopy(v) for k, v in item.fields.items() if k != "BccRecipients"}
-        ctx.store.add_item(Item(id="", mailbox=address, folder_id=inbox.id, kind="Message", fields=fields,
-                                ext=copy.deepcopy(item.ext), is_read=False))
+        ctx.store.add_item(
+            Item(
+                id="",
+                mailbox=address,
+                folder_id=inbox.id,
+                kind="Message",
+                fields=fields,
+                ext=copy.deepcopy(item.ext),
+                is_read=False,
+            )
+        )
 
 
 def _send(ctx: Context, item: Item, save_copy: bool, saved_folder_holder: etree._Element | None) -> None:
@@ -183,9 +198,11 @@ def update_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
         item = resolve_item(ctx, id_elem[0])
         sent_key = id_elem[0].get("ChangeKey")
         if sent_key and sent_key != item.changekey and resolution == "NeverOverwrite":
-            raise EwsError("ErrorIrresolvableConflict",
-                           "The send or update operation could not be performed because the change key passed "
-                           "in the request does not match the current change key for the item.")
+            raise EwsError(
+                "ErrorIrresolvableConflict",
+                "The send or update operation could not be performed because the change key passed "
+                "in the request does not match the current change key for the item.",
+            )
         touched = {apply_update(item, u) for u in children(child(change, "Updates"))}
         if touched:
             ctx.store.touch_item(item, read_flag_only=touched == {"IsRead"})
@@ -234,8 +251,15 @@ def copy_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
 
     def handle(id_elem: etree._Element) -> etree._Element:
         item = resolve_item(ctx, id_elem)
-        clone = Item(id="", mailbox=item.mailbox, folder_id=dest.id, kind=item.kind,
-                     fields=copy.deepcopy(item.fields), ext=copy.deepcopy(item.ext), is_read=item.is_read)
+        clone = Item(
+            id="",
+            mailbox=item.mailbox,
+            folder_id=dest.id,
+            kind=item.kind,
+            fields=copy.deepcopy(item.fields),
+            ext=copy.deepcopy(item.ext),
+            is_read=item.is_read,
+        )
         ctx.store.add_item(clone)
         return _items_message("CopyItem", [clone])
 

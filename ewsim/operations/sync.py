@@ -7,6 +7,7 @@ folder at the old state with whether it is there at the new one:
 absent -> present = Create, present -> absent = Delete, present -> present = Update (or
 ReadFlagChange when only the read flag changed), absent -> absent = nothing.
 """
+
 from __future__ import annotations
 
 from lxml import etree
@@ -90,13 +91,20 @@ def _sync(ctx: Context, op: etree._Element) -> etree._Element:
     for item_id, item_events in touched.items():
         if item_id in ignore:
             continue
-        _report(ctx, changes, folder.id, item_id, _change_kind(ctx.store.was_member(folder.id, item_id, since),
-                                                                item_events), shape)
+        _report(
+            ctx,
+            changes,
+            folder.id,
+            item_id,
+            _change_kind(ctx.store.was_member(folder.id, item_id, since), item_events),
+            shape,
+        )
     return msg
 
 
-def _report(ctx: Context, changes: etree._Element, folder_id: str, item_id: str, kind: str | None,
-            shape: Shape) -> None:
+def _report(
+    ctx: Context, changes: etree._Element, folder_id: str, item_id: str, kind: str | None, shape: Shape
+) -> None:
     if kind is None:
         return
     if kind == "Delete":

@@ -1,4 +1,5 @@
 """The audit log: append-only, one event per change, secrets never written down."""
+
 from __future__ import annotations
 
 import json
@@ -143,8 +144,13 @@ def test_update_fields_record_only_what_is_saved(org: Organization, system: Acto
 
 def test_secrets_are_masked_on_create(org: Organization, admin: Any) -> None:
     profile = EmailServerProfile(
-        organization=org, name="Secretive", kind=ProfileKind.EXCHANGE_ONLINE, use_autodiscover=True,
-        username="svc@example.com", password=PLAINTEXT, oauth_client_secret=NEW_PLAINTEXT,
+        organization=org,
+        name="Secretive",
+        kind=ProfileKind.EXCHANGE_ONLINE,
+        use_autodiscover=True,
+        username="svc@example.com",
+        password=PLAINTEXT,
+        oauth_client_secret=NEW_PLAINTEXT,
     )
     profile.save_audited(Actor(user=admin))
 

@@ -6,6 +6,7 @@ escape hatch is DJANGO_ALLOW_ASYNC_UNSAFE. The tests themselves touch the
 database only between browser calls, never concurrently with the live server's
 thread in a way that matters, and live_server needs transactional_db anyway.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Sign in, create a server profile, create a mailbox, approve it, find it in the
 filtered list, see the approval in its history.
 """
+
 from __future__ import annotations
 
 import os

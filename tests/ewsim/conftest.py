@@ -2,6 +2,7 @@
 
 No Django here: these tests run the same with or without pytest-django.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -83,8 +84,13 @@ AccountFactory = Callable[..., Account]
 
 @pytest.fixture
 def make_account(sim: RunningSimulator) -> AccountFactory:
-    def factory(address: str = ALICE, user: str | None = None, password: str = PASSWORD,
-                impersonate: bool = False, retry_policy: RetryPolicy | None = None) -> Account:
+    def factory(
+        address: str = ALICE,
+        user: str | None = None,
+        password: str = PASSWORD,
+        impersonate: bool = False,
+        retry_policy: RetryPolicy | None = None,
+    ) -> Account:
         config = Configuration(
             service_endpoint=sim.ews_url,
             credentials=Credentials(user or address, password),
@@ -93,8 +99,13 @@ def make_account(sim: RunningSimulator) -> AccountFactory:
             retry_policy=retry_policy or FailFast(),
             max_connections=4,
         )
-        return Account(primary_smtp_address=address, config=config, autodiscover=False,
-                       access_type=IMPERSONATION if impersonate else DELEGATE)
+        return Account(
+            primary_smtp_address=address,
+            config=config,
+            autodiscover=False,
+            access_type=IMPERSONATION if impersonate else DELEGATE,
+        )
+
     return factory
 
 
@@ -108,15 +119,21 @@ def bob(make_account: AccountFactory) -> Account:
     return make_account(BOB)
 
 
-def soap_post(sim: RunningSimulator, user: str, operation_xml: str, password: str = PASSWORD,
-              header_xml: str = "") -> tuple[int, bytes]:
+def soap_post(
+    sim: RunningSimulator, user: str, operation_xml: str, password: str = PASSWORD, header_xml: str = ""
+) -> tuple[int, bytes]:
     """POST a raw SOAP request (for what exchangelib never sends, or sends only when it is broken)."""
     envelope = (
         '<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
         'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" '
         'xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">'
-        f'<s:Header>{header_xml}</s:Header><s:Body>{operation_xml}</s:Body></s:Envelope>'
+        f"<s:Header>{header_xml}</s:Header><s:Body>{operation_xml}</s:Body></s:Envelope>"
     )
-    resp = requests.post(sim.ews_url, data=envelope.encode(), auth=(user, password), timeout=30,
-                         headers={"Content-Type": "text/xml; charset=utf-8"})
+    resp = requests.post(
+        sim.ews_url,
+        data=envelope.encode(),
+        auth=(user, password),
+        timeout=30,
+        headers={"Content-Type": "text/xml; charset=utf-8"},
+    )
     return resp.status_code, resp.content

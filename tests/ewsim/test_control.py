@@ -1,4 +1,5 @@
 """The JSON control interface, and several clients at once."""
+
 from __future__ import annotations
 
 import threading
@@ -29,41 +30,65 @@ def test_mailbox_lifecycle(sim: RunningSimulator) -> None:
     assert gone.value.status == 404
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b"{not json", "invalid JSON"),
-    (b'{"address": "x@example.com"}', "required"),
-    (b'["list"]', "JSON object"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"{not json", "invalid JSON"),
+        (b'{"address": "x@example.com"}', "required"),
+        (b'["list"]', "JSON object"),
+    ],
+)
 def test_bad_mailbox_requests_are_400(sim: RunningSimulator, body: bytes, reason: str) -> None:
     resp = requests.post(sim.url + "/_ewsim/mailboxes", data=body, timeout=10)
     assert resp.status_code == 400
     assert reason in resp.json()["error"]
 
 
-@pytest.mark.parametrize("spec", [
-    {"operation": "CreateItem"},
-    {"operation": "CreateItem", "error": "ErrorServerBusy", "http_status": 503},
-    {"operation": "CreateItem", "http_status": 200},
-    {"operation": "CreateItem", "error": "Busy"},
-    {"error": "ErrorServerBusy"},
-    {"operation": "CreateItem", "delay_ms": -1},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"operation": "CreateItem"},
+        {"operation": "CreateItem", "error": "ErrorServerBusy", "http_status": 503},
+        {"operation": "CreateItem", "http_status": 200},
+        {"operation": "CreateItem", "error": "Busy"},
+        {"error": "ErrorServerBusy"},
+        {"operation": "CreateItem", "delay_ms": -1},
+    ],
+)
 def test_bad_fault_specs_are_400(sim: RunningSimulator, spec: dict) -> None:
     resp = requests.post(sim.url + "/_ewsim/faults", json=spec, timeout=10)
     assert resp.status_code == 400
 
 
 def test_seeded_items_are_visible_over_ews(sim: RunningSimulator, alice: Account) -> None:
-    seeded = sim.control.add_item(ALICE, "calendar", {
-        "subject": "Dentist", "start": "2024-06-01T08:00:00Z", "end": "2024-06-01T09:00:00Z",
-        "location": "Town", "categories": ["Private"],
-        "extended_properties": [{"property_set_id": "8b4e2a51-5c1e-4d7c-9a37-2f6d2a0c9e11",
-                                 "property_name": "CrmId", "property_type": "String", "value": "crm-1"}],
-    })
+    seeded = sim.control.add_item(
+        ALICE,
+        "calendar",
+        {
+            "subject": "Dentist",
+            "start": "2024-06-01T08:00:00Z",
+            "end": "2024-06-01T09:00:00Z",
+            "location": "Town",
+            "categories": ["Private"],
+            "extended_properties": [
+                {
+                    "property_set_id": "8b4e2a51-5c1e-4d7c-9a37-2f6d2a0c9e11",
+                    "property_name": "CrmId",
+                    "property_type": "String",
+                    "value": "crm-1",
+                }
+            ],
+        },
+    )
     assert seeded["type"] == "CalendarItem" and seeded["location"] == "Town"
     [item] = list(alice.calendar.all())
-    assert (item.id, item.subject, item.location, item.categories, item.crm_id) == \
-        (seeded["id"], "Dentist", "Town", ["Private"], "crm-1")
+    assert (item.id, item.subject, item.location, item.categories, item.crm_id) == (
+        seeded["id"],
+        "Dentist",
+        "Town",
+        ["Private"],
+        "crm-1",
+    )
     sim.control.add_item(ALICE, "contacts", {"display_name": "Zed", "given_name": "Z", "email": "z@example.org"})
     [contact] = list(alice.contacts.all())
     assert [e.email for e in contact.email_addresses] == ["z@example.org"]
@@ -119,9 +144,13 @@ def test_concurrent_clients_lose_no_items(make_account: AccountFactory, sim: Run
         start.wait(timeout=30)
         made = 0
         for i in range(25):
-            CalendarItem(account=account, folder=account.calendar, subject=f"w{n}-{i}",
-                         start=EWSDateTime(2024, 1, 1, 9, tzinfo=UTC), end=EWSDateTime(2024, 1, 1, 10, tzinfo=UTC),
-                         ).save()
+            CalendarItem(
+                account=account,
+                folder=account.calendar,
+                subject=f"w{n}-{i}",
+                start=EWSDateTime(2024, 1, 1, 9, tzinfo=UTC),
+                end=EWSDateTime(2024, 1, 1, 10, tzinfo=UTC),
+            ).save()
             made += 1
         return made
 
@@ -137,6 +166,7 @@ def test_concurrent_clients_lose_no_items(make_account: AccountFactory, sim: Run
 
 def test_folder_listing_and_items_by_folder_name(sim: RunningSimulator, alice: Account) -> None:
     from exchangelib import Folder
+
     sub = Folder(parent=alice.inbox, name="Projects")
     sub.save()
     folders = {f["name"]: f for f in sim.control.folders(ALICE)}

@@ -1,4 +1,5 @@
 """Errors a real server gives: conflicts, auth, impersonation, injected faults, malformed and huge requests."""
+
 from __future__ import annotations
 
 import socket
@@ -145,16 +146,25 @@ def test_hierarchy_sync_with_bad_state(alice: Account) -> None:
 
 
 def test_malformed_xml_is_a_soap_fault_and_the_server_lives_on(sim: RunningSimulator, alice: Account) -> None:
-    for body in (b"<not-closed", b"\xff\xfe garbage", b"<a>no envelope</a>", b"",
-                 b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'):
+    for body in (
+        b"<not-closed",
+        b"\xff\xfe garbage",
+        b"<a>no envelope</a>",
+        b"",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>',
+    ):
         resp = requests.post(sim.ews_url, data=body, auth=(ALICE, PASSWORD), timeout=10)
         assert resp.status_code == 500
         assert b"ErrorSchemaValidation" in resp.content
         assert b"root:" not in resp.content
     status, body = soap_post(sim, ALICE, "<m:Frobnicate/>")
     assert status == 500 and b"ErrorInvalidRequest" in body
-    status, body = soap_post(sim, ALICE, '<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>'
-                                         '<m:ItemIds><t:ItemId Id="nope"/></m:ItemIds></m:GetItem>')
+    status, body = soap_post(
+        sim,
+        ALICE,
+        "<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>"
+        '<m:ItemIds><t:ItemId Id="nope"/></m:ItemIds></m:GetItem>',
+    )
     assert status == 200 and b"ErrorItemNotFound" in body
     assert alice.tasks.all().count() == 0  # still serving
 
@@ -162,6 +172,7 @@ def test_malformed_xml_is_a_soap_fault_and_the_server_lives_on(sim: RunningSimul
 def test_schema_fault_reaches_exchangelib_as_its_exception(sim: RunningSimulator) -> None:
     from exchangelib.services.common import EWSService
     from lxml import etree
+
     resp = requests.post(sim.ews_url, data=b"<broken", auth=(ALICE, PASSWORD), timeout=10)
     fault = etree.fromstring(resp.content).find("{http://schemas.xmlsoap.org/soap/envelope/}Body")[0]
     with pytest.raises(ErrorSchemaValidation):
@@ -171,8 +182,10 @@ def test_schema_fault_reaches_exchangelib_as_its_exception(sim: RunningSimulator
 def test_oversized_request_is_refused(sim: RunningSimulator, alice: Account) -> None:
     limit = sim.server.simulator.max_body
     with socket.create_connection(sim.server.server_address[:2], timeout=10) as sock:
-        sock.sendall(b"POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     + f"Content-Length: {limit + 1}\r\n\r\n".encode())
+        sock.sendall(
+            b"POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            + f"Content-Length: {limit + 1}\r\n\r\n".encode()
+        )
         reply = sock.recv(4096)
     assert reply.startswith(b"HTTP/1.1 413")
     assert alice.tasks.all().count() == 0  # still serving
@@ -185,28 +198,41 @@ def test_wrong_http_usage(sim: RunningSimulator) -> None:
 
 def test_bad_credentials_with_exchangelib_config_is_unauthorized(sim: RunningSimulator) -> None:
     from exchangelib import DELEGATE, FailFast
-    config = Configuration(service_endpoint=sim.ews_url, credentials=Credentials("nobody@example.com", "x"),
-                           auth_type=BASIC, version=Version(build=EXCHANGE_2016), retry_policy=FailFast())
-    account = Account(primary_smtp_address="nobody@example.com", config=config, autodiscover=False,
-                      access_type=DELEGATE)
+
+    config = Configuration(
+        service_endpoint=sim.ews_url,
+        credentials=Credentials("nobody@example.com", "x"),
+        auth_type=BASIC,
+        version=Version(build=EXCHANGE_2016),
+        retry_policy=FailFast(),
+    )
+    account = Account(
+        primary_smtp_address="nobody@example.com", config=config, autodiscover=False, access_type=DELEGATE
+    )
     with pytest.raises(UnauthorizedError):
         account.root.refresh()
 
 
 def test_dtd_in_an_envelope_is_refused(sim: RunningSimulator) -> None:
-    body = ('<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY x "boom">]>'
-            '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
-            'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><s:Body>'
-            '<m:FindFolder>&x;</m:FindFolder></s:Body></s:Envelope>')
+    body = (
+        '<?xml version="1.0"?><!DOCTYPE s:Envelope [<!ENTITY x "boom">]>'
+        '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"><s:Body>'
+        "<m:FindFolder>&x;</m:FindFolder></s:Body></s:Envelope>"
+    )
     resp = requests.post(sim.ews_url, data=body.encode(), auth=(ALICE, PASSWORD), timeout=10)
     assert resp.status_code == 500 and b"ErrorSchemaValidation" in resp.content
 
 
 @pytest.mark.parametrize("max_changes", [0, 513])
 def test_max_changes_returned_out_of_range(sim: RunningSimulator, max_changes: int) -> None:
-    status, body = soap_post(sim, ALICE, '<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
-                             '</m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="tasks"/></m:SyncFolderId>'
-                             f'<m:MaxChangesReturned>{max_changes}</m:MaxChangesReturned></m:SyncFolderItems>')
+    status, body = soap_post(
+        sim,
+        ALICE,
+        "<m:SyncFolderItems><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>"
+        '</m:ItemShape><m:SyncFolderId><t:DistinguishedFolderId Id="tasks"/></m:SyncFolderId>'
+        f"<m:MaxChangesReturned>{max_changes}</m:MaxChangesReturned></m:SyncFolderItems>",
+    )
     assert status == 200
     assert b"<m:ResponseCode>ErrorInvalidArgument</m:ResponseCode>" in body
     assert b"<m:SyncState/>" in body  # error messages keep the element exchangelib reads first
@@ -214,5 +240,6 @@ def test_max_changes_returned_out_of_range(sim: RunningSimulator, max_changes: i
 
 def test_more_than_512_through_exchangelib(alice: Account) -> None:
     from exchangelib.errors import ErrorInvalidArgument
+
     with pytest.raises(ErrorInvalidArgument):
         list(alice.tasks.sync_items(max_changes_returned=513))

@@ -1,4 +1,5 @@
 """Extended properties, categories, FindItem restrictions, sorting and paging."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,12 +14,15 @@ def dt(hour: int, day: int = 1) -> EWSDateTime:
     return EWSDateTime(2024, 5, day, hour, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("cls, folder_attr, extra", [
-    (CalendarItem, "calendar", {"start": dt(9), "end": dt(10)}),
-    (Contact, "contacts", {"display_name": "Someone"}),
-    (Task, "tasks", {}),
-    (Message, "drafts", {}),
-])
+@pytest.mark.parametrize(
+    "cls, folder_attr, extra",
+    [
+        (CalendarItem, "calendar", {"start": dt(9), "end": dt(10)}),
+        (Contact, "contacts", {"display_name": "Someone"}),
+        (Task, "tasks", {}),
+        (Message, "drafts", {}),
+    ],
+)
 def test_extended_property_stamp_lookup_and_update(alice: Account, cls: type, folder_attr: str, extra: dict) -> None:
     folder = getattr(alice, folder_attr)
     cls(account=alice, folder=folder, subject="other", crm_id="crm-0", **extra).save()
@@ -36,18 +40,32 @@ def test_extended_property_stamp_lookup_and_update(alice: Account, cls: type, fo
 
 
 def test_extended_property_shows_in_control_interface(alice: Account, sim: RunningSimulator) -> None:
-    CalendarItem(account=alice, folder=alice.calendar, subject="x", start=dt(9), end=dt(10), crm_id="crm-7",
-                 categories=["CRM"]).save()
+    CalendarItem(
+        account=alice, folder=alice.calendar, subject="x", start=dt(9), end=dt(10), crm_id="crm-7", categories=["CRM"]
+    ).save()
     [entry] = sim.control.items(ALICE, "calendar")
     assert entry["categories"] == ["CRM"]
-    assert {"uri": {"PropertySetId": "8b4e2a51-5c1e-4d7c-9a37-2f6d2a0c9e11", "PropertyName": "CrmId",
-                    "PropertyType": "String"}, "value": "crm-7"} in entry["extended_properties"]
+    assert {
+        "uri": {
+            "PropertySetId": "8b4e2a51-5c1e-4d7c-9a37-2f6d2a0c9e11",
+            "PropertyName": "CrmId",
+            "PropertyType": "String",
+        },
+        "value": "crm-7",
+    } in entry["extended_properties"]
 
 
 def test_filters_on_subject_categories_dates_and_integers(alice: Account) -> None:
     for i in range(6):
-        CalendarItem(account=alice, folder=alice.calendar, subject=f"Meeting {i}", start=dt(8 + i), end=dt(9 + i),
-                     categories=["even"] if i % 2 == 0 else ["odd"], crm_revision=i).save()
+        CalendarItem(
+            account=alice,
+            folder=alice.calendar,
+            subject=f"Meeting {i}",
+            start=dt(8 + i),
+            end=dt(9 + i),
+            categories=["even"] if i % 2 == 0 else ["odd"],
+            crm_revision=i,
+        ).save()
     cal = alice.calendar
 
     def subjects(qs: object) -> list[str]:

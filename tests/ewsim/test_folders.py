@@ -1,4 +1,5 @@
 """Folders through exchangelib: distinguished folders, sub-folders, FindFolder, hierarchy sync."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,6 +52,7 @@ def test_find_folder_shallow_lists_children(alice: Account) -> None:
 
 def test_items_in_a_subfolder_are_kept_apart(alice: Account) -> None:
     from exchangelib import Message
+
     sub = Folder(parent=alice.inbox, name="Sub")
     sub.save()
     Message(account=alice, folder=sub, subject="in sub").save()

@@ -1,4 +1,5 @@
 """Create/get/update/delete/move for each item class, and messages between mailboxes."""
+
 from __future__ import annotations
 
 import email
@@ -19,9 +20,17 @@ def dt(hour: int, day: int = 1) -> EWSDateTime:
 
 
 def test_calendar_item_round_trip(alice: Account) -> None:
-    item = CalendarItem(account=alice, folder=alice.calendar, subject="Kick-off", body="Agenda",
-                        start=dt(9), end=dt(10), location="Room 1", legacy_free_busy_status="Tentative",
-                        required_attendees=[Attendee(mailbox=Mailbox(email_address=BOB), response_type="Unknown")])
+    item = CalendarItem(
+        account=alice,
+        folder=alice.calendar,
+        subject="Kick-off",
+        body="Agenda",
+        start=dt(9),
+        end=dt(10),
+        location="Room 1",
+        legacy_free_busy_status="Tentative",
+        required_attendees=[Attendee(mailbox=Mailbox(email_address=BOB), response_type="Unknown")],
+    )
     item.save()
     assert item.id and item.changekey
     got = alice.calendar.get(id=item.id)
@@ -35,8 +44,15 @@ def test_calendar_item_round_trip(alice: Account) -> None:
 
 def test_recurrence_is_stored_and_returned(alice: Account) -> None:
     from exchangelib.recurrence import DailyPattern, Recurrence
-    item = CalendarItem(account=alice, folder=alice.calendar, subject="Daily", start=dt(8), end=dt(9),
-                        recurrence=Recurrence(pattern=DailyPattern(interval=1), start=dt(8).date(), number=5))
+
+    item = CalendarItem(
+        account=alice,
+        folder=alice.calendar,
+        subject="Daily",
+        start=dt(8),
+        end=dt(9),
+        recurrence=Recurrence(pattern=DailyPattern(interval=1), start=dt(8).date(), number=5),
+    )
     item.save()
     got = alice.calendar.get(id=item.id)
     assert isinstance(got.recurrence.pattern, DailyPattern)
@@ -44,10 +60,16 @@ def test_recurrence_is_stored_and_returned(alice: Account) -> None:
 
 
 def test_contact_round_trip_with_indexed_fields(alice: Account) -> None:
-    contact = Contact(account=alice, folder=alice.contacts, given_name="Ada", surname="Lovelace",
-                      display_name="Ada Lovelace", company_name="Analytical",
-                      email_addresses=[EmailAddress(email="ada@example.org", label="EmailAddress1")],
-                      phone_numbers=[PhoneNumber(label="BusinessPhone", phone_number="+41 1 234")])
+    contact = Contact(
+        account=alice,
+        folder=alice.contacts,
+        given_name="Ada",
+        surname="Lovelace",
+        display_name="Ada Lovelace",
+        company_name="Analytical",
+        email_addresses=[EmailAddress(email="ada@example.org", label="EmailAddress1")],
+        phone_numbers=[PhoneNumber(label="BusinessPhone", phone_number="+41 1 234")],
+    )
     contact.save()
     got = alice.contacts.get(id=contact.id)
     assert (got.given_name, got.surname, got.company_name) == ("Ada", "Lovelace", "Analytical")
@@ -61,8 +83,9 @@ def test_contact_round_trip_with_indexed_fields(alice: Account) -> None:
 
 
 def test_task_round_trip(alice: Account) -> None:
-    task = Task(account=alice, folder=alice.tasks, subject="Call back", status="InProgress",
-                percent_complete=Decimal(50))
+    task = Task(
+        account=alice, folder=alice.tasks, subject="Call back", status="InProgress", percent_complete=Decimal(50)
+    )
     task.save()
     got = alice.tasks.get(id=task.id)
     assert (got.subject, got.status, got.percent_complete) == ("Call back", "InProgress", Decimal(50))
@@ -71,8 +94,9 @@ def test_task_round_trip(alice: Account) -> None:
 REQUIRED = {CalendarItem: {"start": dt(9), "end": dt(10)}, Contact: {"display_name": "C"}}
 
 
-@pytest.mark.parametrize("cls, folder_attr", [(Message, "drafts"), (CalendarItem, "calendar"),
-                                              (Contact, "contacts"), (Task, "tasks")])
+@pytest.mark.parametrize(
+    "cls, folder_attr", [(Message, "drafts"), (CalendarItem, "calendar"), (Contact, "contacts"), (Task, "tasks")]
+)
 def test_update_gives_new_changekey_and_persists(alice: Account, cls: type, folder_attr: str) -> None:
     folder = getattr(alice, folder_attr)
     item = cls(account=alice, folder=folder, subject="before", categories=["A"], **REQUIRED.get(cls, {}))
@@ -100,13 +124,17 @@ def test_append_to_item_field(alice: Account, sim: RunningSimulator) -> None:
     item = Message(account=alice, folder=alice.drafts, subject="s", body="Hello", to_recipients=[BOB])
     item.save()
     # exchangelib never sends AppendToItemField; other EWS clients do.
-    status, body = soap_post(sim, ALICE, f"""<m:UpdateItem ConflictResolution="AlwaysOverwrite"
+    status, body = soap_post(
+        sim,
+        ALICE,
+        f"""<m:UpdateItem ConflictResolution="AlwaysOverwrite"
         MessageDisposition="SaveOnly"><m:ItemChanges><t:ItemChange><t:ItemId Id="{item.id}"/><t:Updates>
         <t:AppendToItemField><t:FieldURI FieldURI="item:Body"/><t:Message><t:Body BodyType="Text">, world</t:Body>
         </t:Message></t:AppendToItemField>
         <t:AppendToItemField><t:FieldURI FieldURI="message:ToRecipients"/><t:Message><t:ToRecipients><t:Mailbox>
         <t:EmailAddress>carol@example.com</t:EmailAddress></t:Mailbox></t:ToRecipients></t:Message>
-        </t:AppendToItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>""")
+        </t:AppendToItemField></t:Updates></t:ItemChange></m:ItemChanges></m:UpdateItem>""",
+    )
     assert status == 200 and b"NoError" in body
     got = alice.drafts.get(id=item.id)
     assert got.body == "Hello, world"
@@ -218,21 +246,37 @@ def test_bulk_create_and_bulk_get(alice: Account) -> None:
 
 def test_all_day_event_and_time_zones(make_account: AccountFactory) -> None:
     from exchangelib import EWSDate, EWSTimeZone
+
     zurich = EWSTimeZone("Europe/Zurich")
     account = make_account(ALICE)
     account.default_timezone = zurich
-    timed = CalendarItem(account=account, folder=account.calendar, subject="timed",
-                         start=EWSDateTime(2024, 7, 1, 10, tzinfo=zurich),
-                         end=EWSDateTime(2024, 7, 1, 11, tzinfo=zurich))
+    timed = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="timed",
+        start=EWSDateTime(2024, 7, 1, 10, tzinfo=zurich),
+        end=EWSDateTime(2024, 7, 1, 11, tzinfo=zurich),
+    )
     timed.save()
-    all_day = CalendarItem(account=account, folder=account.calendar, subject="holiday", is_all_day=True,
-                           start=EWSDate(2024, 7, 2), end=EWSDate(2024, 7, 3), reminder_is_set=False)
+    all_day = CalendarItem(
+        account=account,
+        folder=account.calendar,
+        subject="holiday",
+        is_all_day=True,
+        start=EWSDate(2024, 7, 2),
+        end=EWSDate(2024, 7, 3),
+        reminder_is_set=False,
+    )
     all_day.save()
     got = account.calendar.get(id=timed.id)
     assert got.start == EWSDateTime(2024, 7, 1, 8, tzinfo=UTC)  # same instant, answered in UTC
     got_day = account.calendar.get(id=all_day.id)
     assert (got_day.is_all_day, got_day.start, got_day.end) == (True, EWSDate(2024, 7, 2), EWSDate(2024, 7, 3))
     assert got_day.reminder_is_set is False
-    assert [i.subject for i in account.calendar.filter(start__gte=EWSDateTime(2024, 7, 1, 9, 30, tzinfo=zurich),
-                                                       start__lt=EWSDateTime(2024, 7, 1, 12, tzinfo=zurich))] == \
-        ["timed"]
+    assert [
+        i.subject
+        for i in account.calendar.filter(
+            start__gte=EWSDateTime(2024, 7, 1, 9, 30, tzinfo=zurich),
+            start__lt=EWSDateTime(2024, 7, 1, 12, tzinfo=zurich),
+        )
+    ] == ["timed"]

@@ -1,4 +1,5 @@
 """`python -m ewsim` as a real process: --help, --seed, and --data surviving a restart."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 class Process:
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "ewsim", "--port", "0", *args], cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ewsim", "--port", "0", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # The banner names the port picked; readiness is then confirmed by polling the control interface.
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         match = re.search(r"(http://[\d.]+:\d+)/EWS", line)
@@ -32,9 +38,13 @@ class Process:
         self.control.wait_ready()
 
     def account(self, address: str, password: str) -> Account:
-        config = Configuration(service_endpoint=self.url + "/EWS/Exchange.asmx",
-                               credentials=Credentials(address, password), auth_type=BASIC,
-                               version=Version(build=EXCHANGE_2016), retry_policy=FailFast())
+        config = Configuration(
+            service_endpoint=self.url + "/EWS/Exchange.asmx",
+            credentials=Credentials(address, password),
+            auth_type=BASIC,
+            version=Version(build=EXCHANGE_2016),
+            retry_policy=FailFast(),
+        )
         return Account(primary_smtp_address=address, config=config, autodiscover=False, access_type=DELEGATE)
 
     def stop(self) -> None:
@@ -59,8 +69,9 @@ def processes() -> Iterator[list[Process]]:
 
 
 def test_help_documents_every_option() -> None:
-    out = subprocess.run([sys.executable, "-m", "ewsim", "--help"], cwd=REPO, capture_output=True, text=True,
-                         timeout=30, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "ewsim", "--help"], cwd=REPO, capture_output=True, text=True, timeout=30, check=True
+    ).stdout
     for option in ("--host", "--port", "--data", "--seed", "--max-body", "--log-level"):
         assert option in out
 
@@ -87,21 +98,36 @@ def test_data_file_keeps_state_across_restart(tmp_path: Path, processes: list[Pr
     # the sync state from before the restart still works
     assert list(again.tasks.sync_items(sync_state=state)) == []
     Task(account=again, folder=again.tasks, subject="after restart").save()
-    assert [(k, i.subject) for k, i in again.tasks.sync_items(sync_state=state, only_fields=["subject"])] == \
-        [("create", "after restart")]
+    assert [(k, i.subject) for k, i in again.tasks.sync_items(sync_state=state, only_fields=["subject"])] == [
+        ("create", "after restart")
+    ]
 
 
 def test_seed_file_creates_mailboxes_and_items(tmp_path: Path, processes: list[Process]) -> None:
     seed = tmp_path / "seed.json"
-    seed.write_text(json.dumps({
-        "mailboxes": [{"address": "sales@example.com", "password": "pw"},
-                      {"address": "svc@example.com", "password": "pw", "can_impersonate": True}],
-        "items": [{"mailbox": "sales@example.com", "folder": "contacts", "display_name": "Ann Customer",
-                   "email": "ann@customer.test"}],
-    }))
+    seed.write_text(
+        json.dumps(
+            {
+                "mailboxes": [
+                    {"address": "sales@example.com", "password": "pw"},
+                    {"address": "svc@example.com", "password": "pw", "can_impersonate": True},
+                ],
+                "items": [
+                    {
+                        "mailbox": "sales@example.com",
+                        "folder": "contacts",
+                        "display_name": "Ann Customer",
+                        "email": "ann@customer.test",
+                    }
+                ],
+            }
+        )
+    )
     proc = Process("--seed", str(seed))
     processes.append(proc)
-    assert {m["address"]: m["can_impersonate"] for m in proc.control.mailboxes()} == \
-        {"sales@example.com": False, "svc@example.com": True}
+    assert {m["address"]: m["can_impersonate"] for m in proc.control.mailboxes()} == {
+        "sales@example.com": False,
+        "svc@example.com": True,
+    }
     account = proc.account("sales@example.com", "pw")
     assert [c.display_name for c in account.contacts.all()] == ["Ann Customer"]

@@ -1,4 +1,5 @@
 """SyncFolderItems: paging, collapsing, interleaved changes, Ignore, read flags and bad states."""
+
 from __future__ import annotations
 
 import base64
@@ -14,13 +15,28 @@ from exchangelib.services import SyncFolderItems
 from .conftest import BOB
 
 
-def sync_page(account: Account, folder: BaseFolder, state: str | None, max_changes: int = 512,
-              ignore: list[ItemId] | None = None, fields: tuple[str, ...] = ()) -> tuple[list, str, bool]:
+def sync_page(
+    account: Account,
+    folder: BaseFolder,
+    state: str | None,
+    max_changes: int = 512,
+    ignore: list[ItemId] | None = None,
+    fields: tuple[str, ...] = (),
+) -> tuple[list, str, bool]:
     """One SyncFolderItems call: (changes, new state, includes last item in range)."""
     svc = SyncFolderItems(account=account)
     additional = {f for f in (folder.normalize_fields(fields) if fields else ())}
-    changes = list(svc.call(folder=folder, shape="IdOnly", additional_fields=additional, sync_state=state,
-                            ignore=ignore, max_changes_returned=max_changes, sync_scope=None))
+    changes = list(
+        svc.call(
+            folder=folder,
+            shape="IdOnly",
+            additional_fields=additional,
+            sync_state=state,
+            ignore=ignore,
+            max_changes_returned=max_changes,
+            sync_scope=None,
+        )
+    )
     return changes, svc.sync_state, svc.includes_last_item_in_range
 
 
@@ -130,11 +146,14 @@ def test_ignore_list(alice: Account) -> None:
     assert sync_page(alice, alice.tasks, new_state)[0] == []  # ignored changes are consumed, not postponed
 
 
-@pytest.mark.parametrize("state", [
-    "garbage",
-    base64.b64encode(b'{"m":"alice@example.com","f":"x","s":1}').decode() + ".0000",
-    "",  # replaced below by a state of another folder
-])
+@pytest.mark.parametrize(
+    "state",
+    [
+        "garbage",
+        base64.b64encode(b'{"m":"alice@example.com","f":"x","s":1}').decode() + ".0000",
+        "",  # replaced below by a state of another folder
+    ],
+)
 def test_corrupt_or_foreign_state_is_rejected(alice: Account, state: str) -> None:
     if not state:
         _, state, _ = sync_page(alice, alice.calendar, None)

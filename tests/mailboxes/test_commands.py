@@ -1,4 +1,5 @@
 """Management commands: the demo data, and help text for every command of ours."""
+
 from __future__ import annotations
 
 import re
@@ -48,8 +49,11 @@ def test_seed_demo_creates_the_demo_organization(settings: Any) -> None:
     org = Organization.objects.get(name="Demo Organization")
     roles = dict(Membership.objects.filter(organization=org).values_list("user__username", "role"))
     assert roles == {
-        "admin": Role.ADMINISTRATOR, "approver": Role.APPROVER, "auditor": Role.AUDITOR,
-        "alice": Role.USER, "bob": Role.USER,
+        "admin": Role.ADMINISTRATOR,
+        "approver": Role.APPROVER,
+        "auditor": Role.AUDITOR,
+        "alice": Role.USER,
+        "bob": Role.USER,
     }
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_staff and admin.is_superuser
@@ -105,8 +109,13 @@ def test_seed_demo_again_keeps_the_default_profile_chosen_since() -> None:
 def test_seed_demo_takes_a_given_password() -> None:
     out = StringIO()
     call_command(
-        "seed_demo", "--password", "demo-pass-123", "--ews-url", f"http://127.0.0.1:{free_port()}/EWS/Exchange.asmx",
-        stdout=out, stderr=StringIO(),
+        "seed_demo",
+        "--password",
+        "demo-pass-123",
+        "--ews-url",
+        f"http://127.0.0.1:{free_port()}/EWS/Exchange.asmx",
+        stdout=out,
+        stderr=StringIO(),
     )
     assert "“demo-pass-123”" in out.getvalue()
     assert authenticate(username="bob", password="demo-pass-123") is not None

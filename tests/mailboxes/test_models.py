@@ -4,6 +4,7 @@ Each rule is checked twice where it has two guards: through ``full_clean`` (the
 clear message a form shows) and through the database (the constraint that holds
 even when a caller skips validation).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -78,8 +79,12 @@ def test_a_valid_mailbox_passes_full_clean(org: Organization, alice: Any, profil
 
 def test_a_forward_mailbox_sends_nothing(org: Organization, alice: Any, profile: EmailServerProfile) -> None:
     mailbox = Mailbox(
-        organization=org, user=alice, address="alice@example.com", profile=profile,
-        incoming_method=IncomingMethod.FORWARD_MAILBOX, outgoing_method=OutgoingMethod.SERVER_SIDE,
+        organization=org,
+        user=alice,
+        address="alice@example.com",
+        profile=profile,
+        incoming_method=IncomingMethod.FORWARD_MAILBOX,
+        outgoing_method=OutgoingMethod.SERVER_SIDE,
     )
     assert errors_of(mailbox) == {"outgoing_method": ["A forward mailbox sends no email: choose None."]}
 
@@ -89,7 +94,10 @@ def test_a_forward_mailbox_sends_nothing(org: Organization, alice: Any, profile:
 
 def test_it_rejects_act_on_a_pop3_profile(org: Organization, alice: Any, pop3_profile: EmailServerProfile) -> None:
     mailbox = Mailbox(
-        organization=org, user=alice, address="alice@example.com", profile=pop3_profile,
+        organization=org,
+        user=alice,
+        address="alice@example.com",
+        profile=pop3_profile,
         act_method=ActMethod.SERVER_SIDE,
     )
     assert list(errors_of(mailbox)) == ["act_method"]
@@ -98,8 +106,14 @@ def test_it_rejects_act_on_a_pop3_profile(org: Organization, alice: Any, pop3_pr
 
 def test_it_rejects_act_on_an_imap_profile(org: Organization, alice: Any) -> None:
     imap = make_profile(
-        org, "IMAP", kind=ProfileKind.IMAP_SMTP, ews_url="", incoming_host="imap.example.com",
-        incoming_port=993, outgoing_host="smtp.example.com", outgoing_port=587,
+        org,
+        "IMAP",
+        kind=ProfileKind.IMAP_SMTP,
+        ews_url="",
+        incoming_host="imap.example.com",
+        incoming_port=993,
+        outgoing_host="smtp.example.com",
+        outgoing_port=587,
     )
     mailbox = Mailbox(organization=org, user=alice, address="alice@example.com", profile=imap)
     assert list(errors_of(mailbox)) == ["act_method"]
@@ -132,8 +146,12 @@ def test_server_side_sync_needs_a_profile(org: Organization, alice: Any, methods
 
 def test_a_client_only_mailbox_needs_no_profile(org: Organization, alice: Any) -> None:
     Mailbox(
-        organization=org, user=alice, address="alice@example.com",
-        incoming_method=IncomingMethod.CLIENT, outgoing_method=OutgoingMethod.NONE, act_method=ActMethod.CLIENT,
+        organization=org,
+        user=alice,
+        address="alice@example.com",
+        incoming_method=IncomingMethod.CLIENT,
+        outgoing_method=OutgoingMethod.NONE,
+        act_method=ActMethod.CLIENT,
     ).full_clean()
 
 
@@ -224,7 +242,10 @@ def test_a_mailbox_is_owned_by_a_user_or_a_queue(
 
 def test_a_queue_mailbox_is_valid(org: Organization, profile: EmailServerProfile) -> None:
     queue = Mailbox(
-        organization=org, owner_type=OwnerType.QUEUE, queue_name="Support", address="support@example.com",
+        organization=org,
+        owner_type=OwnerType.QUEUE,
+        queue_name="Support",
+        address="support@example.com",
         profile=profile,
     )
     queue.full_clean()
@@ -277,9 +298,7 @@ def test_queue_mailbox_approval_uses_the_queue_flag(
     org.require_approval_queue_mailboxes = queue_flag
     org.save()
     user_mailbox = make_mailbox(org, alice, "alice@example.com", profile)
-    queue = make_mailbox(
-        org, None, "support@example.com", profile, owner_type=OwnerType.QUEUE, queue_name="Support"
-    )
+    queue = make_mailbox(org, None, "support@example.com", profile, owner_type=OwnerType.QUEUE, queue_name="Support")
     assert (user_mailbox.approval_status, queue.approval_status) == (user_status, queue_status)
 
 
@@ -520,30 +539,42 @@ def test_a_pop3_or_imap_profile_needs_its_hosts_and_ports(org: Organization, kin
 @pytest.mark.parametrize("port", [0, 65536])
 def test_ports_are_between_1_and_65535(org: Organization, port: int) -> None:
     profile = new_profile(
-        org, kind=ProfileKind.POP3_SMTP, ews_url="", incoming_host="pop.example.com", incoming_port=port,
-        outgoing_host="smtp.example.com", outgoing_port=587,
+        org,
+        kind=ProfileKind.POP3_SMTP,
+        ews_url="",
+        incoming_host="pop.example.com",
+        incoming_port=port,
+        outgoing_host="smtp.example.com",
+        outgoing_port=587,
     )
     assert "incoming_port" in errors_of(profile)
 
 
-@pytest.mark.parametrize(
-    "kind", [ProfileKind.EXCHANGE_ONPREM, ProfileKind.POP3_SMTP, ProfileKind.IMAP_SMTP]
-)
+@pytest.mark.parametrize("kind", [ProfileKind.EXCHANGE_ONPREM, ProfileKind.POP3_SMTP, ProfileKind.IMAP_SMTP])
 def test_oauth_is_for_exchange_online_only(org: Organization, kind: str) -> None:
     profile = new_profile(
-        org, kind=kind, auth_type=AuthType.OAUTH2, oauth_tenant_id="t", oauth_client_id="c",
-        incoming_host="in.example.com", incoming_port=993, outgoing_host="out.example.com", outgoing_port=587,
+        org,
+        kind=kind,
+        auth_type=AuthType.OAUTH2,
+        oauth_tenant_id="t",
+        oauth_client_id="c",
+        oauth_client_secret="s",
+        incoming_host="in.example.com",
+        incoming_port=993,
+        outgoing_host="out.example.com",
+        outgoing_port=587,
     )
     assert errors_of(profile) == {"auth_type": ["OAuth 2.0 is available for Exchange Online only."]}
 
 
-def test_oauth_on_exchange_online_needs_tenant_and_client(org: Organization) -> None:
+def test_oauth_on_exchange_online_needs_tenant_client_and_secret(org: Organization) -> None:
     profile = new_profile(org, kind=ProfileKind.EXCHANGE_ONLINE, auth_type=AuthType.OAUTH2, username="")
     assert errors_of(profile) == {
         "oauth_tenant_id": ["Required for OAuth 2.0."],
         "oauth_client_id": ["Required for OAuth 2.0."],
+        "oauth_client_secret": ["Required for OAuth 2.0."],
     }
-    profile.oauth_tenant_id, profile.oauth_client_id = "tenant", "client"
+    profile.oauth_tenant_id, profile.oauth_client_id, profile.oauth_client_secret = "tenant", "client", "secret"
     profile.full_clean()
 
 

@@ -65,9 +65,7 @@ def manage(*args: str) -> list[str]:
     return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
 
-def wait_for_http(
-    name: str, url: str, proc: subprocess.Popen, timeout: float = READY_TIMEOUT
-) -> None:
+def wait_for_http(name: str, url: str, proc: subprocess.Popen, timeout: float = READY_TIMEOUT) -> None:
     """Poll until the server at url answers with any HTTP status; fail if proc exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -168,9 +166,7 @@ class Command(BaseCommand):
             ports["web"] = f"{host}:{port}"
             demo_output = self._prepare_database(ports.get("ewsim"), options["no_demo"])
             self._start_workers()
-            web = self.procs.start(
-                "web server", manage("runserver", f"{host}:{port}", "--noreload")
-            )
+            web = self.procs.start("web server", manage("runserver", f"{host}:{port}", "--noreload"))
             wait_for_http("web server", f"http://{local_host(host)}:{port}/", web)
             self._print_summary(ports, demo_output, options["no_demo"])
             self._supervise()
@@ -195,13 +191,10 @@ class Command(BaseCommand):
 
             self.redis_server = embedded_redis.start(var_dir / "redis")
             self.procs.env["REDIS_URL"] = embedded_redis.url(self.redis_server)
-            ports["redis"] = (
-                f"{self.procs.env['REDIS_URL']} (embedded, data in {var_dir / 'redis'})"
-            )
+            ports["redis"] = f"{self.procs.env['REDIS_URL']} (embedded, data in {var_dir / 'redis'})"
         if not ewsim_available():
             self.stderr.write(
-                "Warning: the ewsim package is not available (python -m ewsim); "
-                "starting without the EWS simulator."
+                "Warning: the ewsim package is not available (python -m ewsim); starting without the EWS simulator."
             )
             return ports
         ewsim_port = free_port()
@@ -270,11 +263,7 @@ class Command(BaseCommand):
             f"  Web server:       runserver on {ports['web']}",
             "  Worker:           rqworker default sync --with-scheduler",
             "  Scheduler:        "
-            + (
-                SCHEDULER_COMMAND
-                if "scheduler" in self.procs.children
-                else "not yet (arrives with the sync engine)"
-            ),
+            + (SCHEDULER_COMMAND if "scheduler" in self.procs.children else "not yet (arrives with the sync engine)"),
             f"  Redis:            {ports['redis']}",
             "  EWS simulator:    "
             + (

@@ -1,4 +1,5 @@
 """Re-encrypt every stored secret with the first key of ENCRYPTION_KEYS."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Create the demo organization, its people, a server profile and mailboxes."""
+
 from __future__ import annotations
 
 import json
@@ -46,12 +47,14 @@ class Command(BaseCommand):
         actor = Actor.system("seed_demo")
         with transaction.atomic():
             org = self._organization(actor)
-            users = {name: self._person(actor, org, name, role, first, last, password) for name, role, first, last in PEOPLE}
+            users = {
+                name: self._person(actor, org, name, role, first, last, password) for name, role, first, last in PEOPLE
+            }
             profile = self._profile(actor, org, ews_url)
             self._mailboxes(actor, org, profile, users)
         self._seed_simulator(ews_url, profile.password)
         self.stdout.write(
-            self.style.SUCCESS("Demo sign-in: user name “admin”, password “%s”" % password)
+            self.style.SUCCESS(f"Demo sign-in: user name “admin”, password “{password}”")
             + "\n(also: approver, auditor, alice, bob — same password)"
         )
 
@@ -62,7 +65,9 @@ class Command(BaseCommand):
             org.save_audited(actor)
         return org
 
-    def _person(self, actor: Actor, org: Organization, name: str, role: str, first: str, last: str, password: str) -> Any:
+    def _person(
+        self, actor: Actor, org: Organization, name: str, role: str, first: str, last: str, password: str
+    ) -> Any:
         User = get_user_model()
         user, _ = User.objects.get_or_create(
             username=name, defaults={"first_name": first, "last_name": last, "email": f"{name}@{DOMAIN}"}
@@ -81,7 +86,9 @@ class Command(BaseCommand):
             # Only a new profile becomes the default: on a later run, an admin may have made
             # another one the default (and the organization has one default at most).
             profile = EmailServerProfile(
-                organization=org, name="Demo Exchange (simulator)", kind=ProfileKind.EXCHANGE_ONPREM,
+                organization=org,
+                name="Demo Exchange (simulator)",
+                kind=ProfileKind.EXCHANGE_ONPREM,
                 is_default=not EmailServerProfile.objects.filter(organization=org, is_default=True).exists(),
             )
         profile.ews_url = ews_url
@@ -101,8 +108,12 @@ class Command(BaseCommand):
                     mailbox.approve(actor)
         if not Mailbox.objects.filter(address=f"support@{DOMAIN}").exists():
             queue = Mailbox(
-                organization=org, owner_type="queue", queue_name="Support", address=f"support@{DOMAIN}",
-                profile=profile, act_method="none",
+                organization=org,
+                owner_type="queue",
+                queue_name="Support",
+                address=f"support@{DOMAIN}",
+                profile=profile,
+                act_method="none",
             )
             queue.prepare_approval()
             queue.save_audited(actor)
