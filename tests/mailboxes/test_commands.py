@@ -123,7 +123,12 @@ def test_seed_demo_takes_a_given_password() -> None:
 
 def our_commands() -> dict[str, str]:
     """{command: app} for the commands of the project's own apps (not Django's or libraries')."""
-    ours = {app.name for app in apps.get_app_configs() if Path(app.path).is_relative_to(settings.BASE_DIR)}
+    ours = {
+        app.name
+        for app in apps.get_app_configs()
+        # A checkout's .venv lies inside BASE_DIR too.
+        if Path(app.path).is_relative_to(settings.BASE_DIR) and "site-packages" not in Path(app.path).parts
+    }
     return {name: app for name, app in get_commands().items() if app in ours}
 
 
