@@ -58,8 +58,15 @@ def _validate_constraints(form: forms.ModelForm, also_exclude: set[str]) -> None
         form._update_errors(error)
 
 
-def _organizations(admin_org_ids: list[Any]) -> Any:
-    return Organization.objects.filter(pk__in=admin_org_ids)
+def _setup_organization(form: forms.ModelForm, admin_org_ids: list[Any]) -> None:
+    """Offer the administrator's organizations; an existing object stays where it is."""
+    orgs = form.fields["organization"]
+    orgs.queryset = Organization.objects.filter(pk__in=admin_org_ids)
+    # UUID primary keys are set on instantiation: only _state tells a new object apart.
+    if not form.instance._state.adding:
+        orgs.disabled = True
+    elif len(admin_org_ids) == 1:
+        orgs.initial = admin_org_ids[0]
 
 
 class ProfileForm(SecretFieldsMixin, forms.ModelForm):
@@ -67,43 +74,13 @@ class ProfileForm(SecretFieldsMixin, forms.ModelForm):
 
     class Meta:
         model = EmailServerProfile
-        fields = [
-            "organization",
-            "name",
-            "kind",
-            "ews_url",
-            "use_autodiscover",
-            "auth_type",
-            "credentials_source",
-            "username",
-            "password",
-            "oauth_tenant_id",
-            "oauth_client_id",
-            "oauth_client_secret",
-            "incoming_host",
-            "incoming_port",
-            "incoming_tls",
-            "outgoing_host",
-            "outgoing_port",
-            "outgoing_tls",
-            "polling_interval_minutes",
-            "max_concurrent_connections",
-            "process_email_after",
-            "timeout_seconds",
-            "is_default",
-        ]
+        fields = ["organization", *EmailServerProfile.audit_fields]  # every editable field
         widgets = {"process_email_after": DateTimeInput()}
 
     def __init__(self, *args: Any, admin_org_ids: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._setup_secrets()
-        orgs = self.fields["organization"]
-        orgs.queryset = _organizations(admin_org_ids)
-        # UUID primary keys are set on instantiation: only _state tells a new object apart.
-        if not self.instance._state.adding:
-            orgs.disabled = True
-        elif len(admin_org_ids) == 1:
-            orgs.initial = admin_org_ids[0]
+        _setup_organization(self, admin_org_ids)
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
@@ -152,13 +129,7 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         self._setup_secrets()
         self.remap_from: Mailbox | None = None
         self.admin_org_ids = admin_org_ids
-        orgs = self.fields["organization"]
-        orgs.queryset = _organizations(admin_org_ids)
-        # UUID primary keys are set on instantiation: only _state tells a new object apart.
-        if not self.instance._state.adding:
-            orgs.disabled = True
-        elif len(admin_org_ids) == 1:
-            orgs.initial = admin_org_ids[0]
+        _setup_organization(self, admin_org_ids)
         members = Membership.objects.filter(organization_id__in=admin_org_ids).values("user_id")
         self.fields["user"].queryset = get_user_model().objects.filter(pk__in=members).order_by("username")
         self.fields["user"].required = False
