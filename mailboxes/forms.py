@@ -210,7 +210,9 @@ class MailboxFilterForm(forms.Form):
     }
 
     q = forms.CharField(label=_("Search"), required=False)
-    profile = forms.ModelChoiceField(label=_("Profile"), queryset=EmailServerProfile.objects.none(), required=False)
+    profile = forms.ModelChoiceField(
+        label=_("Profile"), queryset=EmailServerProfile.objects.none(), required=False, empty_label=_("Any")
+    )
     approval = forms.ChoiceField(label=_("Approval"), choices=[("", _("Any"))] + ApprovalStatus.choices, required=False)
     status = forms.ChoiceField(label=_("Test status"), choices=[("", _("Any"))] + TestStatus.choices, required=False)
     incoming = forms.ChoiceField(label=_("Incoming"), choices=[("", _("Any"))] + IncomingMethod.choices, required=False)
