@@ -47,43 +47,6 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-safe form of a field value."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, models.Model):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def snapshot(obj: models.Model, fields: list[str], secret_fields: list[str]) -> dict[str, Any]:
-    """The audited fields of obj; secrets reduced to whether they are set."""
-    values: dict[str, Any] = {}
-    for name in fields:
-        value = getattr(obj, name)
-        values[name] = bool(value) if name in secret_fields else _plain(value)
-    return values
-
-
-def diff(
-    before: dict[str, Any], after: dict[str, Any], secret_fields: list[str], *, secret_changed: set[str] | None = None
-) -> dict[str, list[Any]]:
-    """{"field": [before, after]} for the fields that differ, secrets masked."""
-    secret_changed = secret_changed or set()
-    changes: dict[str, list[Any]] = {}
-    for name in after:
-        old = before.get(name)
-        new = after[name]
-        if name in secret_fields:
-            if name in secret_changed or old != new:
-                changes[name] = [MASK if old else "", MASK_CHANGED if new else ""]
-        elif old != new:
-            changes[name] = [old, new]
-    return changes
-
-
 def record(
     actor: Actor,
     action: str,
