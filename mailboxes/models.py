@@ -292,16 +292,15 @@ class IncomingMethod(models.TextChoices):
     FORWARD_MAILBOX = "forward_mailbox", _("Forward mailbox")
 
 
-class OutgoingMethod(models.TextChoices):
+class SyncMethod(models.TextChoices):
     NONE = "none", _("None")
     SERVER_SIDE = "server_side", _("Server-side synchronization")
     CLIENT = "client", _("Client (desktop)")
 
 
-class ActMethod(models.TextChoices):
-    NONE = "none", _("None")
-    SERVER_SIDE = "server_side", _("Server-side synchronization")
-    CLIENT = "client", _("Client (desktop)")
+# Outgoing email and ACT offer the same choices; the names say which channel a value is for.
+OutgoingMethod = SyncMethod
+ActMethod = SyncMethod
 
 
 class ApprovalStatus(models.TextChoices):
