@@ -44,23 +44,17 @@ class Handler(BaseHTTPRequestHandler):
         body = b"" if data is None else json.dumps(data, indent=1).encode()
         self._send(status, body, {"Content-Type": "application/json"} if body else {})
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering 411/413 (the connection is then closed)."""
+    def _read_body(self) -> bytes | tuple[int, bytes]:
+        """The request body, or (status, message) for a request to refuse (the connection is then closed)."""
         length_header = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or length_header is None:
-            if self.command == "POST" or self.command == "PATCH":
-                self._send(411, b"Content-Length required", {"Content-Type": "text/plain"}, close=True)
-                return None
-            return b""
+            return (411, b"Content-Length required") if self.command in ("POST", "PATCH") else b""
         try:
             length = int(length_header)
         except ValueError:
-            self._send(400, b"Bad Content-Length", {"Content-Type": "text/plain"}, close=True)
-            return None
+            return 400, b"Bad Content-Length"
         if length < 0 or length > self.server.simulator.max_body:
-            # Not reading an oversized body: answer and drop the connection.
-            self._send(413, b"Request entity too large", {"Content-Type": "text/plain"}, close=True)
-            return None
+            return 413, b"Request entity too large"  # not reading an oversized body
         return self.rfile.read(length)
 
     # ---- verbs ------------------------------------------------------------------------------
@@ -79,26 +73,29 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         wall, started = time.time(), time.monotonic()
         path = self.path.split("?")[0]
+        is_ews = path.lower() == EWS_PATH
         body = self._read_body()
-        if body is None:
-            self._log_rejected(wall, started, 413)
+        if isinstance(body, tuple):
+            status, message = body
+            if is_ews:
+                self._record(Reply(status, b"", response_code=None), wall, started)
+            self._send(status, message, {"Content-Type": "text/plain"}, close=True)
             return
         if path.startswith(control.PREFIX):
             status, data = control.handle(self.server.simulator, self.command, self.path, body)
             self._send_json(status, data)
-        elif path.lower() == EWS_PATH and self.command == "POST":
+        elif is_ews and self.command == "POST":
             reply = self.server.simulator.handle_ews(self.headers.get("Authorization"), body)
+            # Log before answering: a client that reads the log after its reply must find its request there.
+            self._record(reply, wall, started)
             self._send(reply.status, reply.body, reply.headers)
-            self.server.simulator.record(reply, wall, (time.monotonic() - started) * 1000)
-        elif path.lower() == EWS_PATH:
+        elif is_ews:
             self._send(405, b"Use POST with a SOAP envelope", {"Allow": "POST", "Content-Type": "text/plain"})
         else:
             self._send(404, b"Not found", {"Content-Type": "text/plain"})
 
-    def _log_rejected(self, wall: float, started: float, status: int) -> None:
-        if self.path.split("?")[0].lower() == EWS_PATH:
-            reply = Reply(status, b"", response_code=None)
-            self.server.simulator.record(reply, wall, (time.monotonic() - started) * 1000)
+    def _record(self, reply: Reply, wall: float, started: float) -> None:
+        self.server.simulator.record(reply, wall, (time.monotonic() - started) * 1000)
 
 
 class EwsHttpServer(ThreadingHTTPServer):

@@ -127,10 +127,10 @@ def test_injected_delay(alice: Account, sim: RunningSimulator) -> None:
     sim.control.add_fault("FindItem", delay_ms=300)
     started = time.monotonic()
     assert alice.tasks.all().count() == 0  # answered normally, just late
-    assert time.monotonic() - started >= 0.3
-    alice.tasks.all().count()
-    delayed, normal = [r for r in sim.control.requests() if r["operation"] == "FindItem"]
-    assert delayed["duration_ms"] >= 300 > normal["duration_ms"]
+    assert time.monotonic() - started >= 0.3  # a lower bound only: the server slept at least this long
+    assert sim.control.request("GET", "faults") == []  # count=1: used up, so the next request is not delayed
+    [delayed] = [r for r in sim.control.requests() if r["operation"] == "FindItem"]
+    assert delayed["duration_ms"] >= 300 and delayed["response_code"] == "NoError"
 
 
 def test_fault_list_and_clear(sim: RunningSimulator) -> None:
