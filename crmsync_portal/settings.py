@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "crmsync_portal",
     "audit",
     "mailboxes",
+    "crm",
+    "syncjobs",
 ]
 
 MIDDLEWARE = [

@@ -38,6 +38,7 @@ class Organization(AuditedModel):
         "require_approval_queue_mailboxes",
         "ignore_logical_deletes",
         "auto_approve_instance_changes",
+        "tracked_category",
     )
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -52,6 +53,12 @@ class Organization(AuditedModel):
         help_text=_("Keep mailbox items when their CRM record stops matching the sync filters."),
     )
     auto_approve_instance_changes = models.BooleanField(_("auto-approve sync-instance changes"), default=False)
+    tracked_category = models.CharField(
+        _("tracking category"),
+        max_length=255,
+        default="Tracked to CRM",
+        help_text=_("Mailbox items with this category are created in the CRM; other items stay private."),
+    )
     created = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
