@@ -328,7 +328,7 @@ class EwsBackend:
         return results
 
 
-def _chunks(values: list[T], size: int) -> Iterator[list[T]]:
+def _chunks[T](values: list[T], size: int) -> Iterator[list[T]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
 
