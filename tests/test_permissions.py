@@ -15,8 +15,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from audit.models import AuditEvent
+from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
 from tests.conftest import client_for, make_mailbox, make_profile, make_user
+from tests.crm.test_views import make_record
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +66,22 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("django-admin", "GET"):         (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
     ("django-rq", "GET"):            (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
 }
+
+# CRM records: the same rows for every record type. Alice owns the record the URLs point at; the
+# deletes go to a spare record of bob's, which alice may not see.
+CRM_KINDS = ("account", "contact", "lead", "appointment", "task")
+for _kind in CRM_KINDS:
+    EXPECTED.update({
+        #                                anon   apprv  audit  alice  charl  outsd  staff  admin
+        (f"{_kind}-list", "GET"):       (LOGIN, DENY,  DENY,  OK,    DENY,  OK,    DENY,  OK),
+        (f"{_kind}-create", "GET"):     (LOGIN, DENY,  DENY,  OK,    DENY,  OK,    DENY,  OK),
+        (f"{_kind}-create", "POST"):    (LOGIN, DENY,  DENY,  OK,    DENY,  OK,    DENY,  OK),
+        (f"{_kind}-detail", "GET"):     (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+        (f"{_kind}-edit", "GET"):       (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+        (f"{_kind}-edit", "POST"):      (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+        (f"{_kind}-delete", "GET"):     (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+        (f"{_kind}-delete", "POST"):    (LOGIN, DENY,  DENY,  HIDE,  DENY,  HIDE,  DENY,  MOVED),
+    })
 # fmt: on
 
 # Included URL configurations outside the project, tested by their prefix only.
@@ -77,20 +95,26 @@ def staff(db: Any) -> Any:
 
 
 @pytest.fixture
-def objects(org: Organization, profile: EmailServerProfile, alice_mailbox: Mailbox, bob: Any) -> dict[str, Any]:
+def objects(
+    org: Organization, profile: EmailServerProfile, alice_mailbox: Mailbox, alice: Any, bob: Any
+) -> dict[str, Any]:
     """Acme's objects the URLs point at; the admin's deletes go to spare ones."""
-    return {
+    found: dict[Any, Any] = {
         "profile": profile,  # in use by alice's mailbox: the admin's delete is refused
         "mailbox": alice_mailbox,
         ("profile-delete", "POST"): make_profile(org, "Spare"),
         ("mailbox-delete", "POST"): make_mailbox(org, bob, "bob@example.com", profile),
     }
+    for kind in CRM_KINDS:
+        found[kind] = make_record(kind, org, alice)
+        found[(f"{kind}-delete", "POST")] = make_record(kind, org, bob)
+    return found
 
 
 def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
     if name in PREFIXES:
         return PREFIXES[name]
-    if name.startswith(("profile-", "mailbox-")) and not name.endswith(("-list", "-create")):
+    if name.startswith(("profile-", "mailbox-", *CRM_KINDS)) and not name.endswith(("-list", "-create")):
         obj = objects.get((name, method)) or objects[name.split("-")[0]]
         return reverse(name, args=[obj.pk])
     return reverse(name)
@@ -128,6 +152,10 @@ def test_every_url_and_persona(
     assert other_mailbox.approval_status == ApprovalStatus.PENDING
     actors = set(AuditEvent.objects.filter(action__startswith="mailbox.").values_list("actor_name", flat=True))
     assert actors == {"approver", "admin"}
+    for kind in CRM_KINDS:
+        model = KINDS[kind].model
+        assert model.objects.get(pk=objects[kind].pk).version == 1
+        assert model.all_objects.get(pk=objects[(f"{kind}-delete", "POST")].pk).is_deleted
 
 
 def _project_module(urlconf: Any) -> bool:
