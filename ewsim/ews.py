@@ -142,8 +142,11 @@ class Simulator:
     def _dispatch(self, user: Mailbox, header: etree._Element | None, op: etree._Element, operation: str) -> Reply:
         mailbox = user.address
         try:
-            if op.tag != f"{{{M}}}{operation}" or operation not in OPERATIONS:
-                raise SoapFault("ErrorInvalidRequest", f"The request is invalid: unsupported operation {operation!r}.")
+            if op.tag != f"{{{M}}}{operation}":
+                raise SoapFault("ErrorSchemaValidation", f"The request failed schema validation: {op.tag!r}.")
+            if operation not in OPERATIONS:
+                # Not ErrorInvalidRequest: clients read that as a wrong API version and retry under every version.
+                raise SoapFault("ErrorInvalidOperation", f"ewsim does not support the EWS operation {operation}.")
             with self.store.lock:
                 acting = self.acting_mailbox(user, header)
             mailbox = acting.address

@@ -28,6 +28,10 @@ def folder_not_found() -> EwsError:
     return EwsError("ErrorFolderNotFound", "The specified folder could not be found in the store.")
 
 
+def malformed_id() -> EwsError:
+    return EwsError("ErrorInvalidIdMalformed", "Id is malformed.")
+
+
 def access_denied() -> EwsError:
     return EwsError("ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 

@@ -7,18 +7,19 @@ only computes the read-only properties (ids, times, size, MIME, organizer ...).
 from __future__ import annotations
 
 import base64
+import binascii
 import copy
+import mimetypes
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, formataddr
+from datetime import UTC, datetime, time, timedelta
 
 from lxml import etree
 
 from .faults import EwsError
-from .model import ITEM_CLASS_DEFAULT, ITEM_KINDS, ExtProp, Item
-from .soap import child, children, el, local, t
+from .mime import build_mime, html_to_text, mailbox_addresses, parse_message
+from .model import ITEM_CLASS_DEFAULT, ITEM_KINDS, Attachment, ExtProp, Item, new_id
+from .soap import child, child_text, children, el, local, t
+from .winzones import zone
 
 _BASE = (
     "MimeContent ItemId ParentFolderId ItemClass Subject Sensitivity Body Attachments DateTimeReceived Size "
@@ -75,7 +76,19 @@ COMPUTED = {
     "IsDraft",
     "DisplayTo",
     "DisplayCc",
+    "CalendarItemType",
+    "TextBody",
 }
+# Exchange keeps at most 255 characters of these text properties (and of indexed entries) and drops the rest.
+TEXT_LIMIT = 255
+LIMITED = set(
+    (
+        "Subject Location DisplayName GivenName MiddleName Surname Nickname Initials Generation CompanyName "
+        "JobTitle Department OfficeLocation AssistantName Manager Profession SpouseName FileAs Mileage "
+        "BillingInformation"
+    ).split()
+)
+LIMITED_LISTS = {"EmailAddresses", "PhoneNumbers", "ImAddresses", "PhysicalAddresses", "Categories", "Companies"}
 
 
 DATETIME_FIELDS = {
@@ -120,7 +133,18 @@ def normalize(prop: etree._Element) -> etree._Element:
             prop.text = utc_text(prop.text)
         elif name in BOOL_FIELDS or name.startswith(BOOL_PREFIXES):
             prop.text = bool_text(prop.text)
+        elif name in LIMITED:
+            prop.text = prop.text[:TEXT_LIMIT]
+    elif name in LIMITED_LISTS:
+        truncate_leaves(prop)
     return prop
+
+
+def truncate_leaves(elem: etree._Element) -> None:
+    """Cut the text of every leaf below elem (indexed entries, their sub-fields, list values) to the limit."""
+    for leaf in elem.iter():
+        if isinstance(leaf.tag, str) and len(leaf) == 0 and leaf.text:
+            leaf.text = leaf.text[:TEXT_LIMIT]
 
 
 def normalize_ext_value(prop_type: str, value: str) -> str:
@@ -224,8 +248,24 @@ def apply_property(item: Item, prop: etree._Element) -> None:
         item.ext[key] = ext
     elif name == "IsRead":
         item.is_read = xs_bool(prop.text)
+    elif name == "MimeContent":
+        _apply_mime(item, prop)
+    elif name == "Attachments":
+        item.attachments.extend(parse_attachment(a) for a in children(prop))
     elif name not in COMPUTED:
         item.fields[name] = normalize(copy.deepcopy(prop))
+
+
+def _apply_mime(item: Item, prop: etree._Element) -> None:
+    """MimeContent is parsed into the item's properties and attachments, as Exchange does."""
+    try:
+        raw = base64.b64decode("".join((prop.text or "").split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise EwsError("ErrorMimeContentInvalidBase64String", "MimeContent is not valid base64.") from None
+    parsed = parse_message(raw)
+    for parsed_prop in parsed.fields.values():
+        apply_property(item, parsed_prop)
+    item.attachments.extend(parsed.attachments)
 
 
 def item_from_xml(elem: etree._Element, mailbox: str, folder_id: str) -> Item:
@@ -238,14 +278,132 @@ def item_from_xml(elem: etree._Element, mailbox: str, folder_id: str) -> Item:
     item = Item(id="", mailbox=mailbox, folder_id=folder_id, kind=kind)
     for prop in children(elem):
         apply_property(item, prop)
+    finish_item(item)
     return item
 
 
-def mailbox_addresses(elem: etree._Element | None) -> list[str]:
-    """EmailAddress texts of every Mailbox under a property (From, ToRecipients, attendees...)."""
-    if elem is None:
-        return []
-    return [(a.text or "").strip() for a in elem.iter(t("EmailAddress")) if (a.text or "").strip()]
+# ---- server-side rules -----------------------------------------------------------------------------
+def finish_item(item: Item) -> None:
+    """Rules Exchange applies whenever an item is saved: all-day events span whole days in their time zone,
+    and recurrence start/end dates carry that time zone's offset."""
+    if item.kind == "CalendarItem" and xs_bool(item.text("IsAllDayEvent")):
+        _whole_days(item)
+    recurrence = item.fields.get("Recurrence")
+    if recurrence is not None:
+        tz = zone(_tz_id(item, "StartTimeZone"))
+        for node in recurrence.iter(t("StartDate"), t("EndDate")):
+            node.text = _zoned_date(node.text or "", tz)
+
+
+def _tz_id(item: Item, name: str) -> str | None:
+    elem = item.fields.get(name)
+    return None if elem is None else elem.get("Id") or elem.get("Name")
+
+
+def _parse_utc(text: str | None) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _whole_days(item: Item) -> None:
+    """Move Start back and End forward to midnight in the item's start/end time zone (UTC if none)."""
+    start, end = _parse_utc(item.text("Start")), _parse_utc(item.text("End"))
+    if start is None or end is None:
+        return
+    start_tz = zone(_tz_id(item, "StartTimeZone"))
+    end_tz = zone(_tz_id(item, "EndTimeZone") or _tz_id(item, "StartTimeZone"))
+    local_start, local_end = start.astimezone(start_tz), end.astimezone(end_tz)
+    first = datetime.combine(local_start.date(), time(), start_tz)
+    last_day = local_end.date() + (timedelta(days=1) if local_end.time() != time() else timedelta())
+    last = datetime.combine(max(last_day, local_start.date() + timedelta(days=1)), time(), end_tz)
+    item.fields["Start"].text = iso(first.astimezone(UTC))
+    item.fields["End"].text = iso(last.astimezone(UTC))
+
+
+def _zoned_date(text: str, tz: object) -> str:
+    """A bare date as Exchange answers it: with the time zone's offset ("2024-06-01Z", "2024-06-01+02:00")."""
+    try:
+        day = datetime.strptime(text.strip()[:10], "%Y-%m-%d")
+    except ValueError:
+        return text
+    offset = day.replace(tzinfo=tz).utcoffset() or timedelta()  # type: ignore[arg-type]
+    if not offset:
+        return f"{day:%Y-%m-%d}Z"
+    sign, minutes = ("-", -offset) if offset < timedelta() else ("+", offset)
+    hours, rest = divmod(int(minutes.total_seconds()) // 60, 60)
+    return f"{day:%Y-%m-%d}{sign}{hours:02d}:{rest:02d}"
+
+
+def calendar_item_type(item: Item) -> str:
+    return "RecurringMaster" if "Recurrence" in item.fields else "Single"
+
+
+# ---- attachments -------------------------------------------------------------------------------------
+def parse_attachment(elem: etree._Element) -> Attachment:
+    """A FileAttachment/ItemAttachment element sent by a client (CreateItem Attachments, CreateAttachment)."""
+    kind = local(elem.tag)
+    if kind not in ("FileAttachment", "ItemAttachment"):
+        raise EwsError("ErrorSchemaValidation", f"Unsupported attachment type {kind!r}")
+    name = child_text(elem, "Name") or ""
+    attachment = Attachment(
+        id=new_id(),
+        kind=kind,
+        name=name,
+        content_type=child_text(elem, "ContentType") or None,
+        content_id=child_text(elem, "ContentId") or None,
+        content_location=child_text(elem, "ContentLocation") or None,
+        is_inline=xs_bool(child_text(elem, "IsInline")),
+        is_contact_photo=xs_bool(child_text(elem, "IsContactPhoto")),
+    )
+    if kind == "FileAttachment":
+        try:
+            attachment.content = base64.b64decode("".join((child_text(elem, "Content") or "").split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise EwsError("ErrorSchemaValidation", "Attachment Content is not valid base64.") from None
+        attachment.content_type = attachment.content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    else:
+        embedded = next((c for c in children(elem) if local(c.tag) in ITEM_KINDS), None)
+        if embedded is None:
+            raise EwsError("ErrorMissingItemForCreateItemAttachment", "An ItemAttachment needs an item.")
+        attachment.item = item_from_xml(embedded, "", "")
+    return attachment
+
+
+def attachment_size(attachment: Attachment) -> int:
+    return len(attachment.content) if attachment.item is None else item_size(attachment.item)
+
+
+def item_size(item: Item) -> int:
+    return sum(len(etree.tostring(f)) for f in item.fields.values()) + sum(map(attachment_size, item.attachments))
+
+
+def render_attachment(
+    attachment: Attachment, full: bool = False, shape: Shape | None = None, root: Item | None = None
+) -> etree._Element:
+    """An attachment's metadata (GetItem), with its content or embedded item when full (GetAttachment)."""
+    out = etree.Element(t(attachment.kind))
+    ids = {"RootItemId": root.id, "RootItemChangeKey": root.changekey} if root is not None else {}
+    el(out, "t:AttachmentId", Id=attachment.id, **ids)
+    el(out, "t:Name", attachment.name)
+    if attachment.content_type:
+        el(out, "t:ContentType", attachment.content_type)
+    if attachment.content_id:
+        el(out, "t:ContentId", attachment.content_id)
+    if attachment.content_location:
+        el(out, "t:ContentLocation", attachment.content_location)
+    el(out, "t:Size", str(attachment_size(attachment)))
+    el(out, "t:LastModifiedTime", iso(attachment.modified))
+    el(out, "t:IsInline", "true" if attachment.is_inline else "false")
+    if attachment.item is None:
+        el(out, "t:IsContactPhoto", "true" if attachment.is_contact_photo else "false")
+        if full:
+            el(out, "t:Content", base64.b64encode(attachment.content).decode())
+    elif full:
+        out.append(render_item(attachment.item, shape or Shape("AllProperties"), "", "", embedded=True))
+    return out
 
 
 # ---- rendering -----------------------------------------------------------------------------------
@@ -276,28 +434,6 @@ class Shape:
         return name in self.fields
 
 
-def _mime(item: Item, owner: str) -> etree._Element:
-    msg = EmailMessage()
-    msg["Subject"] = item.text("Subject") or ""
-    senders = mailbox_addresses(item.fields.get("From")) or [owner]
-    msg["From"] = formataddr(("", senders[0]))
-    to = mailbox_addresses(item.fields.get("ToRecipients"))
-    if to:
-        msg["To"] = ", ".join(to)
-    cc = mailbox_addresses(item.fields.get("CcRecipients"))
-    if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Date"] = format_datetime(item.created)
-    msg["Message-ID"] = f"<{abs(hash(item.id))}@ewsim.local>"
-    body = item.fields.get("Body")
-    subtype = "html" if body is not None and body.get("BodyType") == "HTML" else "plain"
-    msg.set_content(item.text("Body") or "", subtype=subtype)
-    mime = etree.Element(t("MimeContent"))
-    mime.set("CharacterSet", "UTF-8")
-    mime.text = base64.b64encode(msg.as_bytes(policy=SMTP)).decode()
-    return mime
-
-
 def _mailbox_elem(tag: str, address: str, display: str) -> etree._Element:
     outer = el(None, tag)
     mbx = el(outer, "t:Mailbox")
@@ -307,38 +443,53 @@ def _mailbox_elem(tag: str, address: str, display: str) -> etree._Element:
     return outer
 
 
-def computed_properties(item: Item, parent_changekey: str, owner: str) -> dict[str, etree._Element]:
-    """Server-owned properties of an item, built fresh on every read."""
+def computed_properties(item: Item, shape: Shape, parent_changekey: str, owner: str) -> dict[str, etree._Element]:
+    """Server-owned properties of an item the shape asks for, built fresh on every read."""
     props: dict[str, etree._Element] = {}
-    props["ParentFolderId"] = el(None, "t:ParentFolderId", Id=item.folder_id, ChangeKey=parent_changekey)
+    if parent_changekey:  # embedded items (attachments) live in no folder
+        props["ParentFolderId"] = el(None, "t:ParentFolderId", Id=item.folder_id, ChangeKey=parent_changekey)
     props["ItemClass"] = item.fields.get("ItemClass") or el(None, "t:ItemClass", ITEM_CLASS_DEFAULT[item.kind])
     props["DateTimeReceived"] = el(None, "t:DateTimeReceived", iso(item.created))
     props["DateTimeCreated"] = el(None, "t:DateTimeCreated", iso(item.created))
     props["LastModifiedTime"] = el(None, "t:LastModifiedTime", iso(item.modified))
-    props["Size"] = el(None, "t:Size", str(sum(len(etree.tostring(f)) for f in item.fields.values())))
-    props["HasAttachments"] = el(None, "t:HasAttachments", "false")
+    props["Size"] = el(None, "t:Size", str(item_size(item)))
+    props["HasAttachments"] = el(None, "t:HasAttachments", "true" if item.attachments else "false")
+    if item.attachments and shape.wants("Attachments"):
+        props["Attachments"] = el(None, "t:Attachments")
+        props["Attachments"].extend(render_attachment(a) for a in item.attachments)
+    body = item.fields.get("Body")
+    if body is not None and shape.wants("TextBody"):
+        text = item.text("Body") or ""
+        props["TextBody"] = el(None, "t:TextBody", html_to_text(text) if body.get("BodyType") == "HTML" else text)
+        props["TextBody"].set("BodyType", "Text")
     if item.kind == "Message":
         props["IsRead"] = el(None, "t:IsRead", "true" if item.is_read else "false")
         props["IsDraft"] = el(None, "t:IsDraft", "false")
         props["DateTimeSent"] = el(None, "t:DateTimeSent", iso(item.created))
         props["DisplayTo"] = el(None, "t:DisplayTo", "; ".join(mailbox_addresses(item.fields.get("ToRecipients"))))
-        props["MimeContent"] = _mime(item, owner)
-        if "From" not in item.fields:
+        if shape.wants("MimeContent"):
+            mime = props["MimeContent"] = el(None, "t:MimeContent", base64.b64encode(build_mime(item, owner)).decode())
+            mime.set("CharacterSet", "UTF-8")
+        if "From" not in item.fields and owner:
             props["From"] = _mailbox_elem("t:From", owner, owner.split("@")[0])
-    if item.kind == "CalendarItem" and "Organizer" not in item.fields:
-        props["Organizer"] = _mailbox_elem("t:Organizer", owner, owner.split("@")[0])
+    if item.kind == "CalendarItem":
+        props["CalendarItemType"] = el(None, "t:CalendarItemType", calendar_item_type(item))
+        if "Organizer" not in item.fields and owner:
+            props["Organizer"] = _mailbox_elem("t:Organizer", owner, owner.split("@")[0])
     return props
 
 
-def render_item(item: Item, shape: Shape, parent_changekey: str, owner: str) -> etree._Element:
-    """The <t:Message>/<t:CalendarItem>/... element for a response, holding what the shape asks for."""
+def render_item(item: Item, shape: Shape, parent_changekey: str, owner: str, embedded: bool = False) -> etree._Element:
+    """The <t:Message>/<t:CalendarItem>/... element for a response, holding what the shape asks for.
+    Embedded items (the item of an ItemAttachment) have no ItemId and no folder."""
     out = etree.Element(t(item.kind))
-    el(out, "t:ItemId", Id=item.id, ChangeKey=item.changekey)
-    if shape.base == "IdOnly" and not shape.fields and not shape.ext:
-        return out
+    if not embedded:
+        el(out, "t:ItemId", Id=item.id, ChangeKey=item.changekey)
+        if shape.base == "IdOnly" and not shape.fields and not shape.ext:
+            return out
     props: dict[str, etree._Element] = {}
     if shape.base != "IdOnly" or shape.fields - set(item.fields):
-        props.update(computed_properties(item, parent_changekey, owner))
+        props.update(computed_properties(item, shape, parent_changekey, owner))
     props.update(item.fields)
     chosen = [(name, elem) for name, elem in props.items() if name != "ItemId" and shape.wants(name)]
     for attrs in shape.ext:
@@ -394,15 +545,22 @@ def item_summary(item: Item) -> dict[str, object]:
     ):
         if name in item.fields:
             summary[name[0].lower() + name[1:]] = item.text(name)
-    for name in ("From", "ToRecipients", "RequiredAttendees", "OptionalAttendees", "EmailAddresses"):
+    for name in ("From", "ToRecipients", "CcRecipients", "RequiredAttendees", "OptionalAttendees", "EmailAddresses"):
         if name in item.fields:
             key = {
                 "From": "from",
                 "ToRecipients": "to",
+                "CcRecipients": "cc",
                 "RequiredAttendees": "required_attendees",
                 "OptionalAttendees": "optional_attendees",
                 "EmailAddresses": "email_addresses",
             }[name]
             found = mailbox_addresses(item.fields[name]) or [c.text or "" for c in children(item.fields[name])]
             summary[key] = found
+    if "InternetMessageId" in item.fields:
+        summary["message_id"] = item.text("InternetMessageId")
+    summary["attachments"] = [
+        {"id": a.id, "type": a.kind, "name": a.name, "content_type": a.content_type, "size": attachment_size(a)}
+        for a in item.attachments
+    ]
     return summary

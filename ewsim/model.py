@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -13,7 +15,7 @@ from lxml import etree
 # Distinguished folders every mailbox gets: name -> (display name, parent, FolderClass, XML element).
 DISTINGUISHED: dict[str, tuple[str, str | None, str | None, str]] = {
     "root": ("", None, None, "Folder"),
-    "msgfolderroot": ("Top of Information Store", "root", "IPF.Note", "Folder"),
+    "msgfolderroot": ("Top of Information Store", "root", None, "Folder"),  # Exchange sets no class here
     "inbox": ("Inbox", "msgfolderroot", "IPF.Note", "Folder"),
     "sentitems": ("Sent Items", "msgfolderroot", "IPF.Note", "Folder"),
     "deleteditems": ("Deleted Items", "msgfolderroot", "IPF.Note", "Folder"),
@@ -49,6 +51,15 @@ def now() -> datetime:
 def new_id() -> str:
     """An opaque id shaped like Exchange's (long base64)."""
     return base64.b64encode(b"\x00\x00\x00\x00" + uuid.uuid4().bytes + os.urandom(8)).decode()
+
+
+def well_formed_id(text: str) -> bool:
+    """Is this shaped like an id new_id() makes? (Anything else is ErrorInvalidIdMalformed, as in Exchange.)"""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == 28 and raw.startswith(b"\x00\x00\x00\x00")
 
 
 def new_changekey(version: int) -> str:
@@ -91,6 +102,50 @@ class ExtProp:
     is_array: bool = False
 
 
+def copy_attachments(attachments: list[Attachment]) -> list[Attachment]:
+    """Deep copies with new ids, at every level (a copied item gets its own attachment ids, as in Exchange)."""
+    copies = copy.deepcopy(attachments)
+    pending = list(copies)
+    while pending:
+        attachment = pending.pop()
+        attachment.id = new_id()
+        if attachment.item is not None:
+            pending.extend(attachment.item.attachments)
+    return copies
+
+
+@dataclass
+class Attachment:
+    """A FileAttachment (content) or an ItemAttachment (an embedded item, which may have attachments itself)."""
+
+    id: str
+    kind: str  # "FileAttachment" or "ItemAttachment"
+    name: str = ""
+    content_type: str | None = None
+    content_id: str | None = None
+    content_location: str | None = None
+    is_inline: bool = False
+    is_contact_photo: bool = False
+    content: bytes = b""
+    item: Item | None = None
+    modified: datetime = field(default_factory=now)
+
+    def to_json(self) -> dict[str, object]:
+        data = {k: v for k, v in self.__dict__.items() if k not in ("content", "item", "modified")}
+        data["content"] = base64.b64encode(self.content).decode()
+        data["item"] = self.item.to_json() if self.item is not None else None
+        data["modified"] = self.modified.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Attachment:
+        data = dict(data)
+        data["content"] = base64.b64decode(data["content"])
+        data["item"] = Item.from_json(data["item"]) if data["item"] is not None else None
+        data["modified"] = datetime.fromisoformat(data["modified"])
+        return cls(**data)
+
+
 @dataclass
 class Item:
     id: str
@@ -104,6 +159,7 @@ class Item:
     is_read: bool = True
     created: datetime = field(default_factory=now)
     modified: datetime = field(default_factory=now)
+    attachments: list[Attachment] = field(default_factory=list)
 
     def text(self, name: str) -> str | None:
         elem = self.fields.get(name)
@@ -122,6 +178,7 @@ class Item:
             "is_read": self.is_read,
             "created": self.created.isoformat(),
             "modified": self.modified.isoformat(),
+            "attachments": [a.to_json() for a in self.attachments],
         }
 
     @classmethod
@@ -138,7 +195,15 @@ class Item:
             is_read=data["is_read"],
             created=datetime.fromisoformat(data["created"]),
             modified=datetime.fromisoformat(data["modified"]),
+            attachments=[Attachment.from_json(a) for a in data.get("attachments", [])],
         )
+
+    def all_attachments(self) -> Iterator[tuple[Item, Attachment]]:
+        """(holder, attachment) for every attachment, including those of embedded items."""
+        for attachment in self.attachments:
+            yield self, attachment
+            if attachment.item is not None:
+                yield from attachment.item.all_attachments()
 
 
 @dataclass(frozen=True)

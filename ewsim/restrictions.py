@@ -9,7 +9,7 @@ from datetime import datetime
 from lxml import etree
 
 from .faults import EwsError
-from .items import FieldPath, find_path, iso, parse_path
+from .items import FieldPath, calendar_item_type, find_path, iso, parse_path
 from .model import ITEM_CLASS_DEFAULT, Item
 from .soap import child, children, local
 
@@ -35,6 +35,8 @@ def field_values(item: Item, path: FieldPath) -> list[str]:
         "DateTimeReceived": lambda: [iso(item.created)],
         "LastModifiedTime": lambda: [iso(item.modified)],
         "ItemId": lambda: [item.id],
+        "HasAttachments": lambda: ["true" if item.attachments else "false"],
+        "CalendarItemType": lambda: [calendar_item_type(item)] if item.kind == "CalendarItem" else [],
     }
     if path.name in computed and path.name not in item.fields:
         return computed[path.name]()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .items import apply_property
+from .items import apply_property, finish_item
 from .model import ITEM_KINDS, Item
 from .soap import el
 
@@ -112,6 +112,7 @@ def item_from_json(data: dict, mailbox: str, folder_id: str, default_kind: str) 
         props.append(_extended(spec))
     for prop in props:
         apply_property(item, prop)
+    finish_item(item)
     return item
 
 
@@ -120,5 +121,6 @@ def update_from_json(item: Item, data: dict) -> None:
     fresh = item_from_json({**data, "type": item.kind}, item.mailbox, item.folder_id, item.kind)
     item.fields.update(fresh.fields)
     item.ext.update(fresh.ext)
+    finish_item(item)
     if "is_read" in data:
         item.is_read = bool(data["is_read"])

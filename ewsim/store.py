@@ -16,7 +16,21 @@ import threading
 from collections.abc import Iterator
 
 from .faults import EwsError
-from .model import ADD, DISTINGUISHED, READ, REMOVE, UPDATE, Event, Folder, Item, Mailbox, new_changekey, new_id, now
+from .model import (
+    ADD,
+    DISTINGUISHED,
+    READ,
+    REMOVE,
+    UPDATE,
+    Attachment,
+    Event,
+    Folder,
+    Item,
+    Mailbox,
+    new_changekey,
+    new_id,
+    now,
+)
 from .persistence import SqliteBackend
 
 HIERARCHY = "#hierarchy"  # pseudo folder id under which folder create/update events are logged
@@ -42,6 +56,7 @@ class Store:
         self.folder_items: dict[str, dict[str, None]] = {}  # folder id -> item ids, insertion-ordered
         self.events: dict[str, list[Event]] = {}  # folder id (or HIERARCHY+mailbox) -> events by seq
         self.member_events: dict[tuple[str, str], list[Event]] = {}  # (folder, item) -> add/remove events
+        self.attachment_roots: dict[str, str] = {}  # attachment id (at any depth) -> id of the item holding it
         self.seq = 0
         # Sync states are signed so that garbage or a state from another store is rejected.
         self.secret = os.urandom(16).hex()
@@ -63,6 +78,7 @@ class Store:
         for item in items:
             self.items[item.id] = item
             self.folder_items.setdefault(item.folder_id, {})[item.id] = None
+            self.index_attachments(item)
         for mailbox_address, event in events:
             self._index_event(mailbox_address, event)
             self.seq = max(self.seq, event.seq)
@@ -212,6 +228,7 @@ class Store:
         item.changekey = new_changekey(item.version)
         self.items[item.id] = item
         self.folder_items[item.folder_id][item.id] = None
+        self.index_attachments(item)
         self._log(item.mailbox, item.folder_id, item.id, ADD)
         self._save(item)
         return item
@@ -221,11 +238,14 @@ class Store:
         item.version += 1
         item.changekey = new_changekey(item.version)
         item.modified = now()
+        self.index_attachments(item)
         self._log(item.mailbox, item.folder_id, item.id, READ if read_flag_only else UPDATE)
         self._save(item)
 
     def remove_item(self, item: Item) -> None:
         self.items.pop(item.id, None)
+        for _, attachment in item.all_attachments():
+            self.attachment_roots.pop(attachment.id, None)
         self.folder_items[item.folder_id].pop(item.id, None)
         self._log(item.mailbox, item.folder_id, item.id, REMOVE)
         if self.backend:
@@ -238,6 +258,19 @@ class Store:
         item.folder_id = dest_id
         item.version += 1
         return self.add_item(item)
+
+    # ---- attachments -------------------------------------------------------------------------
+    def index_attachments(self, item: Item) -> None:
+        for _, attachment in item.all_attachments():
+            self.attachment_roots[attachment.id] = item.id
+
+    def find_attachment(self, attachment_id: str) -> tuple[Item, Item, Attachment] | None:
+        """(the item in a folder, the item directly holding the attachment, the attachment), if it exists."""
+        root = self.items.get(self.attachment_roots.get(attachment_id, ""))
+        for holder, attachment in root.all_attachments() if root is not None else ():
+            if attachment.id == attachment_id:
+                return root, holder, attachment
+        return None
 
     def _save(self, item: Item) -> None:
         if self.backend:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from lxml import etree
 
+from .attachments import create_attachment, delete_attachment, get_attachment
 from .common import Context
 from .find import find_item
 from .folders import create_folder, delete_folder, find_folder, get_folder, sync_folder_hierarchy
@@ -30,6 +31,9 @@ OPERATIONS: dict[str, Operation] = {
     "SendItem": send_item,
     "FindItem": find_item,
     "SyncFolderItems": sync_folder_items,
+    "CreateAttachment": create_attachment,
+    "GetAttachment": get_attachment,
+    "DeleteAttachment": delete_attachment,
 }
 
 __all__ = ["OPERATIONS", "Context", "Operation"]

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from ..faults import EwsError, access_denied, folder_not_found, item_not_found
-from ..model import Folder, Item, Mailbox
+from ..faults import EwsError, access_denied, folder_not_found, item_not_found, malformed_id
+from ..model import Folder, Item, Mailbox, well_formed_id
 from ..soap import child, child_text, children, el, error_message, local, success_message, t
 from ..store import Store
 
@@ -41,7 +41,7 @@ def resolve_folder(ctx: Context, elem: etree._Element) -> Folder:
             raise folder_not_found()
         return folder
     if kind == "FolderId":
-        folder = ctx.store.folders.get(elem.get("Id") or "")
+        folder = ctx.store.folders.get(checked_id(elem))
         if folder is None:
             raise folder_not_found()
         if folder.mailbox != ctx.acting.address:
@@ -61,8 +61,16 @@ def target_folder(ctx: Context, holder: etree._Element | None, default: str) -> 
     return folder
 
 
+def checked_id(elem: etree._Element) -> str:
+    """The Id attribute of an id element; ErrorInvalidIdMalformed unless it is shaped like our ids."""
+    value = elem.get("Id") or ""
+    if not well_formed_id(value):
+        raise malformed_id()
+    return value
+
+
 def resolve_item(ctx: Context, elem: etree._Element) -> Item:
-    item = ctx.store.items.get(elem.get("Id") or "")
+    item = ctx.store.items.get(checked_id(elem))
     if item is None:
         raise item_not_found()
     if item.mailbox != ctx.acting.address:

@@ -22,11 +22,12 @@ def _parse_time(text: str | None) -> datetime:
 
 
 def _in_calendar_view(item: Item, view: etree._Element) -> bool:
-    """Items overlapping the window (recurrences are not expanded)."""
+    """Items overlapping the window (recurrences are not expanded). As in Exchange, an item ending exactly
+    at the window's start is included; one starting exactly at its end is not."""
     if item.kind != "CalendarItem" or "Start" not in item.fields or "End" not in item.fields:
         return False
     start, end = _parse_time(item.text("Start")), _parse_time(item.text("End"))
-    return start < _parse_time(view.get("EndDate")) and end > _parse_time(view.get("StartDate"))
+    return start < _parse_time(view.get("EndDate")) and end >= _parse_time(view.get("StartDate"))
 
 
 def _query_matches(item: Item, query: str) -> bool:

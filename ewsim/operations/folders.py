@@ -11,6 +11,8 @@ from ..store import HIERARCHY
 from .common import Context, folder_shape_wants, ok, per_element, render_folder, resolve_folder
 from .sync import sync_error
 
+CLASS_BY_FOLDER_KIND = {kind: cls for cls, kind in FOLDER_KIND_BY_CLASS.items()}
+
 
 def get_folder(ctx: Context, op: etree._Element) -> list[etree._Element]:
     wanted = folder_shape_wants(child(op, "FolderShape"))
@@ -60,9 +62,13 @@ def create_folder(ctx: Context, op: etree._Element) -> list[etree._Element]:
         if not name:
             raise EwsError("ErrorInvalidFolderName", "A folder needs a display name.")
         if any(f.name.lower() == name.lower() for f in ctx.store.child_folders(parent.id)):
-            raise EwsError("ErrorFolderExists", "A folder with the specified name already exists.")
-        folder_class = child_text(spec, "FolderClass") or parent.folder_class or "IPF.Note"
-        kind = local(spec.tag) if local(spec.tag) != "Folder" else FOLDER_KIND_BY_CLASS.get(folder_class, "Folder")
+            text = f"A folder with the specified name already exists., Could not create folder '{name}'."
+            raise EwsError("ErrorFolderExists", text)
+        # A typed folder element implies its class; a plain Folder without FolderClass has none (as in Exchange).
+        kind = local(spec.tag)
+        folder_class = child_text(spec, "FolderClass") or CLASS_BY_FOLDER_KIND.get(kind)
+        if kind == "Folder":
+            kind = FOLDER_KIND_BY_CLASS.get(folder_class or "", "Folder")
         folder = ctx.store.create_folder(ctx.acting.address, parent.id, name, folder_class, kind)
         msg = ok("CreateFolder")
         out = el(el(msg, "m:Folders"), f"t:{folder.kind}")

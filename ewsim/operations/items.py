@@ -12,12 +12,15 @@ from ..items import (
     Shape,
     apply_property,
     find_path,
+    finish_item,
     item_from_xml,
     mailbox_addresses,
+    normalize,
     parse_path,
     render_item,
+    truncate_leaves,
 )
-from ..model import ITEM_KINDS, Item
+from ..model import ITEM_KINDS, Item, copy_attachments
 from ..soap import child, children, el, local, t
 from .common import Context, item_id_elements, ok, per_element, resolve_item, target_folder
 
@@ -32,8 +35,13 @@ SEND_DISPOSITIONS = ("SendOnly", "SendAndSaveCopy")
 
 
 def _id_only(item: Item) -> etree._Element:
+    """The item's id, and its attachments' ids (clients match them to the attachments they sent)."""
     out = etree.Element(t(item.kind))
     el(out, "t:ItemId", Id=item.id, ChangeKey=item.changekey)
+    if item.attachments:
+        holder = el(out, "t:Attachments")
+        for attachment in item.attachments:
+            el(el(holder, f"t:{attachment.kind}"), "t:AttachmentId", Id=attachment.id)
     return out
 
 
@@ -73,11 +81,13 @@ def _deliver(ctx: Context, item: Item) -> None:
                 fields=fields,
                 ext=copy.deepcopy(item.ext),
                 is_read=False,
+                attachments=copy_attachments(item.attachments),
             )
         )
 
 
 def _send(ctx: Context, item: Item, save_copy: bool, saved_folder_holder: etree._Element | None) -> None:
+    """Deliver a message that is in no folder (new, or just taken out of Drafts), keeping a copy if asked."""
     _deliver(ctx, item)
     if save_copy:
         item.folder_id = target_folder(ctx, saved_folder_holder, "sentitems").id
@@ -128,6 +138,7 @@ def _value_property(update: etree._Element) -> etree._Element:
 
 def _merge_indexed(item: Item, container_name: str, new: etree._Element, sub: str | None) -> None:
     stored = item.fields.setdefault(container_name, etree.Element(t(container_name)))
+    truncate_leaves(new)
     for entry in children(new):
         key = entry.get("Key")
         existing = next((e for e in children(stored) if e.get("Key") == key), None)
@@ -152,10 +163,13 @@ def _delete_field(item: Item, update: etree._Element) -> None:
     elif path.index is not None:
         stored = item.fields.get(path.name)
         for entry in children(stored):
-            if entry.get("Key") == path.index:
-                target = child(entry, path.sub) if path.sub else entry
-                if target is not None:
-                    target.getparent().remove(target)
+            if entry.get("Key") != path.index:
+                continue
+            sub = child(entry, path.sub) if path.sub else None
+            if sub is not None:
+                entry.remove(sub)
+            if path.sub is None or not children(entry):
+                stored.remove(entry)  # the whole entry, or one with nothing left in it: Exchange drops it
         if stored is not None and not children(stored):
             del item.fields[path.name]
     else:
@@ -183,6 +197,7 @@ def apply_update(item: Item, update: etree._Element) -> str:
             stored.extend(copy.deepcopy(c) for c in children(prop))
         else:
             stored.text = (stored.text or "") + (prop.text or "")
+            normalize(stored)
     else:
         raise EwsError("ErrorSchemaValidation", f"Unknown update {kind!r}")
     return path.name
@@ -190,6 +205,8 @@ def apply_update(item: Item, update: etree._Element) -> str:
 
 def update_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
     resolution = op.get("ConflictResolution", "AutoResolve")
+    disposition = op.get("MessageDisposition", "SaveOnly")
+    holder = child(op, "SavedItemFolderId")
 
     def handle(change: etree._Element) -> etree._Element:
         id_elem = item_id_elements(change)
@@ -204,6 +221,15 @@ def update_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
                 "in the request does not match the current change key for the item.",
             )
         touched = {apply_update(item, u) for u in children(child(change, "Updates"))}
+        finish_item(item)
+        if item.kind == "Message" and disposition in SEND_DISPOSITIONS:
+            # A draft sent by UpdateItem leaves its folder; Exchange answers without an item.
+            ctx.store.remove_item(item)
+            item.id = ""
+            _send(ctx, item, disposition == "SendAndSaveCopy", holder)
+            msg = _items_message("UpdateItem", [])
+            el(el(msg, "m:ConflictResults"), "t:Count", "0")
+            return msg
         if touched:
             ctx.store.touch_item(item, read_flag_only=touched == {"IsRead"})
         msg = _items_message("UpdateItem", [item])
@@ -259,6 +285,7 @@ def copy_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
             fields=copy.deepcopy(item.fields),
             ext=copy.deepcopy(item.ext),
             is_read=item.is_read,
+            attachments=copy_attachments(item.attachments),
         )
         ctx.store.add_item(clone)
         return _items_message("CopyItem", [clone])

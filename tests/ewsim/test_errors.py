@@ -21,6 +21,7 @@ from exchangelib.errors import (
 )
 from exchangelib.version import EXCHANGE_2016
 
+from ewsim.model import new_id
 from ewsim.testing import RunningSimulator
 
 from .conftest import ALICE, BOB, PASSWORD, SERVICE, AccountFactory, soap_post
@@ -158,14 +159,15 @@ def test_malformed_xml_is_a_soap_fault_and_the_server_lives_on(sim: RunningSimul
         assert b"ErrorSchemaValidation" in resp.content
         assert b"root:" not in resp.content
     status, body = soap_post(sim, ALICE, "<m:Frobnicate/>")
-    assert status == 500 and b"ErrorInvalidRequest" in body
-    status, body = soap_post(
-        sim,
-        ALICE,
-        "<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>"
-        '<m:ItemIds><t:ItemId Id="nope"/></m:ItemIds></m:GetItem>',
-    )
-    assert status == 200 and b"ErrorItemNotFound" in body
+    assert status == 500 and b"ErrorInvalidOperation" in body and b"Frobnicate" in body
+    for item_id, code in (("nope", b"ErrorInvalidIdMalformed"), (new_id(), b"ErrorItemNotFound")):
+        status, body = soap_post(
+            sim,
+            ALICE,
+            "<m:GetItem><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>"
+            f'<m:ItemIds><t:ItemId Id="{item_id}"/></m:ItemIds></m:GetItem>',
+        )
+        assert status == 200 and code in body
     assert alice.tasks.all().count() == 0  # still serving
 
 
