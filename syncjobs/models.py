@@ -40,6 +40,8 @@ class FolderState(models.Model):
     crm_cursor = models.DateTimeField(_("CRM changes read up to"), null=True, blank=True)
     last_reconcile_at = models.DateTimeField(_("last full reconcile"), null=True, blank=True)
     filters_fingerprint = models.CharField(_("filters fingerprint"), max_length=64, blank=True)
+    # Items that changed while a run was writing: the next run reads them whatever the sync state says.
+    pending = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["mailbox", "folder"], name="one_state_per_folder")]

@@ -249,10 +249,13 @@ class EwsBackend:
 
     def get_items(self, folder: str, ids: list[str]) -> list[Item]:
         fields = ITEM_FIELDS[folder] + COMMON_FIELDS
+        fld = self._folder(folder)
         items = []
         for chunk in _chunks(ids, BATCH):
             fetched = self._call(
-                lambda chunk=chunk: list(self.account.fetch(ids=[(i, None) for i in chunk], only_fields=fields))
+                lambda chunk=chunk: list(
+                    self.account.fetch(ids=[(i, None) for i in chunk], folder=fld, only_fields=fields)
+                )
             )
             for obj in fetched:
                 if isinstance(obj, ews_errors.ErrorItemNotFound):
