@@ -28,13 +28,14 @@ class Control:
     def ews_url(self) -> str:
         return self.base_url + "/EWS/Exchange.asmx"
 
-    def request(self, method: str, path: str, data: Any = None) -> Any:
-        body = None if data is None else json.dumps(data).encode()
+    def request(self, method: str, path: str, data: Any = None, raw: bytes | None = None) -> Any:
+        """Send JSON `data` (or a `raw` body) to /_ewsim/<path>; returns the decoded JSON answer."""
+        body = raw if raw is not None else None if data is None else json.dumps(data).encode()
         req = urllib.request.Request(
             self.base_url + "/_ewsim/" + path.lstrip("/"),
             data=body,
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "message/rfc822" if raw is not None else "application/json"},
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
@@ -89,6 +90,12 @@ class Control:
 
     def add_item(self, address: str, folder: str, item: dict) -> dict:
         return self.request("POST", f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/items", item)
+
+    def add_mime(self, address: str, folder: str, mime: bytes | str, is_read: bool = False) -> dict:
+        """Create a message from raw RFC 822 text, parsed as CreateItem with MimeContent is."""
+        raw = mime.encode() if isinstance(mime, str) else mime
+        path = f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/mime"
+        return self.request("POST", path + ("?is_read=true" if is_read else ""), raw=raw)
 
     def get_item(self, item_id: str) -> dict:
         return self.request("GET", f"items/{quote(item_id, safe='')}")

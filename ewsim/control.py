@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from .ews import Simulator
 from .faults import parse_rule
-from .items import item_summary
+from .items import item_summary, message_from_mime
 from .model import Folder
 from .seed import item_from_json, update_from_json
 
@@ -79,6 +79,29 @@ def _items_route(sim: Simulator, method: str, address: str, folder_name: str, bo
         return 201, item_summary(item)
 
 
+def _mime_route(sim: Simulator, address: str, folder_name: str, body: bytes, query: str) -> Result:
+    """A message from raw RFC 822 text (the body), or JSON {"mime": "...", "is_read": false}."""
+    is_read = parse_qs(query).get("is_read", ["false"])[0].lower() in ("1", "true")
+    raw = body
+    if body.lstrip().startswith(b"{"):
+        data = _json(body)
+        if not isinstance(data, dict) or not isinstance(data.get("mime"), str):
+            raise BadRequest("JSON body must be an object with 'mime' (the RFC 822 text)")
+        raw, is_read = data["mime"].encode(), bool(data.get("is_read", is_read))
+    if not raw.strip():
+        raise BadRequest("the body must be an RFC 822 message")
+    with sim.store.lock:
+        if sim.store.mailbox(address) is None:
+            return 404, {"error": f"no mailbox {address}"}
+        folder = _folder(sim, address, folder_name)
+        if folder is None:
+            return 404, {"error": f"no folder {folder_name}"}
+        item = message_from_mime(raw, address, folder.id, is_read)
+        sim.store.add_item(item)
+        sim.store.commit()
+        return 201, item_summary(item)
+
+
 def _item_route(sim: Simulator, method: str, item_id: str, body: bytes) -> Result:
     with sim.store.lock:
         item = sim.store.items.get(item_id)
@@ -100,7 +123,7 @@ def _item_route(sim: Simulator, method: str, item_id: str, body: bytes) -> Resul
         return 200, item_summary(item)
 
 
-def _mailbox_route(sim: Simulator, method: str, parts: list[str], body: bytes) -> Result | None:
+def _mailbox_route(sim: Simulator, method: str, parts: list[str], body: bytes, query: str) -> Result | None:
     address = parts[1].lower()
     if len(parts) == 2 and method == "DELETE":
         with sim.store.lock:
@@ -120,20 +143,23 @@ def _mailbox_route(sim: Simulator, method: str, parts: list[str], body: bytes) -
             ]
     if len(parts) == 5 and parts[2] == "folders" and parts[4] == "items" and method in ("GET", "POST"):
         return _items_route(sim, method, address, parts[3], body)
+    if len(parts) == 5 and parts[2] == "folders" and parts[4] == "mime" and method == "POST":
+        return _mime_route(sim, address, parts[3], body, query)
     return None
 
 
 def handle(sim: Simulator, method: str, path: str, body: bytes) -> Result:
     """Route one control request; returns (HTTP status, JSON-able body or None)."""
-    parts = [unquote(p) for p in path[len(PREFIX) :].split("?")[0].strip("/").split("/")]
+    route, _, query = path[len(PREFIX) :].partition("?")
+    parts = [unquote(p) for p in route.strip("/").split("/")]
     try:
-        result = _route(sim, method, parts, body)
+        result = _route(sim, method, parts, body, query)
     except BadRequest as exc:
         return 400, {"error": str(exc)}
     return result if result is not None else (404, {"error": f"no route {method} {path}"})
 
 
-def _route(sim: Simulator, method: str, parts: list[str], body: bytes) -> Result | None:
+def _route(sim: Simulator, method: str, parts: list[str], body: bytes, query: str) -> Result | None:
     head = parts[0]
     if head == "health" and method == "GET":
         return 200, {"status": "ok"}
@@ -144,7 +170,7 @@ def _route(sim: Simulator, method: str, parts: list[str], body: bytes) -> Result
             with sim.store.lock:
                 return 200, [m.as_dict() for m in sim.store.mailboxes.values()]
     if head == "mailboxes" and len(parts) >= 2:
-        return _mailbox_route(sim, method, parts, body)
+        return _mailbox_route(sim, method, parts, body, query)
     if head == "items" and len(parts) == 2 and method in ("GET", "PATCH", "DELETE"):
         return _item_route(sim, method, parts[1], body)
     if head == "requests" and len(parts) == 1:

@@ -282,6 +282,14 @@ def item_from_xml(elem: etree._Element, mailbox: str, folder_id: str) -> Item:
     return item
 
 
+def message_from_mime(raw: bytes, mailbox: str, folder_id: str, is_read: bool = False) -> Item:
+    """A Message made from RFC 822 text exactly as CreateItem with MimeContent makes it."""
+    spec = el(None, "t:Message")
+    el(spec, "t:MimeContent", base64.b64encode(raw).decode())
+    el(spec, "t:IsRead", "true" if is_read else "false")
+    return item_from_xml(spec, mailbox, folder_id)
+
+
 # ---- server-side rules -----------------------------------------------------------------------------
 def finish_item(item: Item) -> None:
     """Rules Exchange applies whenever an item is saved: all-day events span whole days in their time zone,
