@@ -8,3 +8,6 @@ class CrmConfig(AppConfig):
     name = "crm"
     verbose_name = _("CRM records")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from crm import signals  # noqa: F401  (connects the receivers)

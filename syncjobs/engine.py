@@ -577,7 +577,8 @@ class ActSync:
                     entry.ex, entry.item = d.GONE, None
                 else:
                     entry.item = item
-                    entry.ex = d.ExchangeSide(item.values, entry.ex.tracked, item.modified)
+                    tracked = isinstance(entry.ex, d.ExchangeSide) and entry.ex.tracked
+                    entry.ex = d.ExchangeSide(item.values, tracked, item.modified)
                 self.decide_one(plan, entry)
                 if entry.decision.update_exchange or self._needs_stamp(entry):
                     again.append(entry)

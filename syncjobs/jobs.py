@@ -28,7 +28,7 @@ def _enqueue(queue: str, func: Any, object_id: Any, delay: timedelta | None = No
     def send() -> None:
         q = django_rq.get_queue(queue)
         job_id = f"{func.__name__}-{object_id}"
-        if delay:
+        if delay:  # needs a worker started --with-scheduler
             q.enqueue_in(delay, func, str(object_id), job_id=job_id)
         else:
             q.enqueue(func, str(object_id), job_id=job_id)
