@@ -1,0 +1,370 @@
+"""Sync filters: which CRM records go to a user's mailbox.
+
+A filter's ``rules`` is a group ``{"match": "all" | "any", "rules": [row or group, ...]}``;
+a row is ``{"field": ..., "operator": ..., "value": ...}``. Rules compile to one Django ``Q``
+that the database evaluates: records are never read here.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.log import Actor
+from crm.models import SYNCED_MODELS, ActivityStatus, FilterOperator, Priority, RecordType, SyncFilter
+from mailboxes.models import Membership, Organization
+
+Op = FilterOperator
+
+MAX_DEPTH = 3
+# Relative dates further out than this are typos, not intentions.
+MAX_DAYS = 3660
+
+TEXT_OPS = frozenset({Op.EQUALS, Op.NOT_EQUALS, Op.CONTAINS, Op.IN, Op.IS_SET, Op.IS_NOT_SET})
+CHOICE_OPS = frozenset({Op.EQUALS, Op.NOT_EQUALS, Op.IN})
+BOOL_OPS = frozenset({Op.EQUALS})
+DATE_OPS = frozenset({Op.ON_OR_AFTER_DAYS, Op.ON_OR_BEFORE_DAYS, Op.IS_SET, Op.IS_NOT_SET})
+USER_OPS = frozenset({Op.IS_ME, Op.EQUALS, Op.NOT_EQUALS, Op.IN})
+RECORD_OPS = frozenset({Op.EQUALS, Op.NOT_EQUALS, Op.IN, Op.IS_SET, Op.IS_NOT_SET})
+# Operators that take no value.
+NO_VALUE_OPS = frozenset({Op.IS_ME, Op.IS_SET, Op.IS_NOT_SET})
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field a filter may use: its kind and the operators allowed on it."""
+
+    kind: str  # text, choice, bool, date, datetime, user, account, contact
+    operators: frozenset[str]
+    choices: tuple[str, ...] = ()
+
+
+def _text() -> FieldSpec:
+    return FieldSpec("text", TEXT_OPS)
+
+
+def _choice(choices: Any) -> FieldSpec:
+    return FieldSpec("choice", CHOICE_OPS, tuple(choices.values))
+
+
+OWNER = FieldSpec("user", USER_OPS)
+
+FILTER_FIELDS: dict[str, dict[str, FieldSpec]] = {
+    RecordType.CONTACT: {
+        "owner": OWNER,
+        "first_name": _text(),
+        "last_name": _text(),
+        "email": _text(),
+        "job_title": _text(),
+        "account": FieldSpec("account", RECORD_OPS),
+        "is_active": FieldSpec("bool", BOOL_OPS),
+    },
+    RecordType.APPOINTMENT: {
+        "owner": OWNER,
+        "subject": _text(),
+        "start": FieldSpec("datetime", DATE_OPS),
+        "end": FieldSpec("datetime", DATE_OPS),
+        "status": _choice(ActivityStatus),
+        "location": _text(),
+        "regarding_account": FieldSpec("account", RECORD_OPS),
+        "regarding_contact": FieldSpec("contact", RECORD_OPS),
+    },
+    RecordType.TASK: {
+        "owner": OWNER,
+        "subject": _text(),
+        "due": FieldSpec("date", DATE_OPS),
+        "status": _choice(ActivityStatus),
+        "priority": _choice(Priority),
+    },
+}
+
+# New users get these when their organization has no templates.
+DEFAULT_FILTERS: tuple[dict[str, Any], ...] = (
+    {
+        "record_type": RecordType.CONTACT,
+        "name": "My active contacts",
+        "rules": {
+            "match": "all",
+            "rules": [
+                {"field": "owner", "operator": Op.IS_ME.value, "value": None},
+                {"field": "is_active", "operator": Op.EQUALS.value, "value": True},
+            ],
+        },
+    },
+    {
+        "record_type": RecordType.APPOINTMENT,
+        "name": "My appointments from 30 days ago",
+        "rules": {
+            "match": "all",
+            "rules": [
+                {"field": "owner", "operator": Op.IS_ME.value, "value": None},
+                {"field": "start", "operator": Op.ON_OR_AFTER_DAYS.value, "value": -30},
+            ],
+        },
+    },
+    {
+        "record_type": RecordType.TASK,
+        "name": "My open tasks",
+        "rules": {
+            "match": "all",
+            "rules": [
+                {"field": "owner", "operator": Op.IS_ME.value, "value": None},
+                {"field": "status", "operator": Op.EQUALS.value, "value": ActivityStatus.OPEN.value},
+            ],
+        },
+    },
+)
+
+# An empty group matches everything. Q() would not do: Q() | Q(x) is Q(x).
+MATCH_ALL = Q(pk__isnull=False)
+
+
+# Validation ------------------------------------------------------------------------------
+
+
+def _fields_for(record_type: str) -> dict[str, FieldSpec]:
+    try:
+        return FILTER_FIELDS[record_type]
+    except KeyError:
+        raise ValidationError(f"Unknown record type {record_type!r}.") from None
+
+
+def validate_rules(record_type: str, rules: Any) -> dict[str, Any]:
+    """Check a rules group and return it normalised; ValidationError names the bad row.
+
+    Rows are numbered from 1, nested ones by their path: "rule 2.1" is the first row of
+    the group that is the second row of the top group.
+    """
+    fields = _fields_for(record_type)
+    if rules is None:
+        rules = {}
+    return _validate_group(fields, rules, path="", depth=1)
+
+
+def _where(path: str) -> str:
+    return f"Rule {path}" if path else "The filter"
+
+
+def _validate_group(fields: dict[str, FieldSpec], group: Any, path: str, depth: int) -> dict[str, Any]:
+    if not isinstance(group, dict):
+        raise ValidationError(f"{_where(path)}: a group must be an object with 'match' and 'rules'.")
+    unknown = set(group) - {"match", "rules"}
+    if unknown:
+        raise ValidationError(f"{_where(path)}: unknown keys {', '.join(sorted(unknown))}.")
+    match = group.get("match", "all")
+    if match not in ("all", "any"):
+        raise ValidationError(f"{_where(path)}: match must be 'all' or 'any', not {match!r}.")
+    rows = group.get("rules", [])
+    if not isinstance(rows, list):
+        raise ValidationError(f"{_where(path)}: 'rules' must be a list.")
+    normalised = []
+    for n, row in enumerate(rows, start=1):
+        row_path = f"{path}.{n}" if path else str(n)
+        if isinstance(row, dict) and "rules" in row:
+            if depth >= MAX_DEPTH:
+                raise ValidationError(f"Rule {row_path}: groups nest at most {MAX_DEPTH} deep.")
+            normalised.append(_validate_group(fields, row, row_path, depth + 1))
+        else:
+            normalised.append(_validate_row(fields, row, row_path))
+    return {"match": match, "rules": normalised}
+
+
+def _validate_row(fields: dict[str, FieldSpec], row: Any, path: str) -> dict[str, Any]:
+    where = f"Rule {path}"
+    if not isinstance(row, dict):
+        raise ValidationError(f"{where}: a rule must be an object with 'field', 'operator' and 'value'.")
+    unknown = set(row) - {"field", "operator", "value"}
+    if unknown:
+        raise ValidationError(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
+    name, operator = row.get("field"), row.get("operator")
+    if not isinstance(name, str) or name not in fields:
+        raise ValidationError(f"{where}: unknown field {name!r}; use one of {', '.join(fields)}.")
+    spec = fields[name]
+    if not isinstance(operator, str) or operator not in spec.operators:
+        allowed = ", ".join(sorted(spec.operators))
+        raise ValidationError(f"{where}: operator {operator!r} does not apply to {name}; use one of {allowed}.")
+    value = None if operator in NO_VALUE_OPS else _validate_value(spec, operator, row.get("value"), f"{where} ({name})")
+    return {"field": name, "operator": str(operator), "value": value}
+
+
+def _validate_value(spec: FieldSpec, operator: str, value: Any, where: str) -> Any:
+    if operator in (Op.ON_OR_AFTER_DAYS, Op.ON_OR_BEFORE_DAYS):
+        return _days(value, where)
+    if operator == Op.IN:
+        if not isinstance(value, list) or not value:
+            raise ValidationError(f"{where}: 'is one of' needs a non-empty list of values.")
+        return [_scalar(spec, v, where) for v in value]
+    return _scalar(spec, value, where)
+
+
+def _days(value: Any, where: str) -> int:
+    if isinstance(value, bool):
+        raise ValidationError(f"{where}: the number of days must be a whole number, not {value!r}.")
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{where}: the number of days must be a whole number, not {value!r}.") from None
+    if isinstance(value, float) and value != days:
+        raise ValidationError(f"{where}: the number of days must be a whole number, not {value!r}.")
+    if abs(days) > MAX_DAYS:
+        raise ValidationError(f"{where}: the number of days must be between -{MAX_DAYS} and {MAX_DAYS}.")
+    return days
+
+
+def _scalar(spec: FieldSpec, value: Any, where: str) -> Any:
+    if spec.kind == "text":
+        if not isinstance(value, str):
+            raise ValidationError(f"{where}: the value must be text, not {value!r}.")
+        return value
+    if spec.kind == "choice":
+        if value not in spec.choices:
+            raise ValidationError(f"{where}: {value!r} is not one of {', '.join(spec.choices)}.")
+        return str(value)
+    if spec.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "false"):
+            return value == "true"
+        raise ValidationError(f"{where}: the value must be true or false, not {value!r}.")
+    if spec.kind == "user":
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+            raise ValidationError(f"{where}: the value must be a user id, not {value!r}.")
+        return int(value)
+    if spec.kind in ("account", "contact"):
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            raise ValidationError(f"{where}: the value must be the id of an {spec.kind}, not {value!r}.") from None
+    raise ValidationError(f"{where}: this field takes no value.")  # dates: only relative operators
+
+
+# Compiling -------------------------------------------------------------------------------
+
+
+def compile_rules(record_type: str, rules: Any, user: Any, today: datetime.date) -> Q:
+    """Compile a rules group to a Q for the record type's model.
+
+    1. Validate and normalise the rules: a stored filter that no longer validates raises
+       rather than silently narrowing what syncs (that would remove items from mailboxes).
+    2. Turn each row into a Q, combine a group's rows with AND ("all") or OR ("any").
+       An empty group matches everything.
+    """
+    normalised = validate_rules(record_type, rules)
+    return _compile_group(SYNCED_MODELS[record_type], normalised, user, today)
+
+
+def _compile_group(model: Any, group: dict[str, Any], user: Any, today: datetime.date) -> Q:
+    parts = [
+        _compile_group(model, row, user, today) if "rules" in row else _compile_row(model, row, user, today)
+        for row in group["rules"]
+    ]
+    if not parts:
+        return MATCH_ALL
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined & part if group["match"] == "all" else combined | part
+    return combined
+
+
+def _start_of_day(day: datetime.date) -> datetime.datetime:
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+def _compile_row(model: Any, row: dict[str, Any], user: Any, today: datetime.date) -> Q:
+    name, operator, value = row["field"], row["operator"], row["value"]
+    field = model._meta.get_field(name)
+    if operator == Op.IS_ME:
+        return Q(**{name: user})
+    if operator in (Op.IS_SET, Op.IS_NOT_SET):
+        is_set = Q(**{f"{name}__isnull": False}) if field.null else ~Q(**{name: ""})
+        return is_set if operator == Op.IS_SET else ~is_set
+    if operator in (Op.ON_OR_AFTER_DAYS, Op.ON_OR_BEFORE_DAYS):
+        day = today + datetime.timedelta(days=value)
+        is_datetime = field.get_internal_type() == "DateTimeField"
+        if operator == Op.ON_OR_AFTER_DAYS:
+            return Q(**{f"{name}__gte": _start_of_day(day) if is_datetime else day})
+        # "On or before" a day includes all of that day.
+        if is_datetime:
+            return Q(**{f"{name}__lt": _start_of_day(day + datetime.timedelta(days=1))})
+        return Q(**{f"{name}__lte": day})
+    lookup = f"{name}_id" if field.is_relation else name
+    if operator == Op.EQUALS:
+        return Q(**{lookup: value})
+    if operator == Op.NOT_EQUALS:
+        return ~Q(**{lookup: value})
+    if operator == Op.CONTAINS:
+        return Q(**{f"{name}__icontains": value})
+    if operator == Op.IN:
+        return Q(**{f"{lookup}__in": value})
+    raise ValueError(f"unhandled operator {operator!r}")  # validate_rules lets none through
+
+
+# A user's filters ------------------------------------------------------------------------
+
+
+def _enabled_filters(user: Any, organization: Organization, record_type: str) -> Any:
+    return SyncFilter.objects.filter(user=user, organization=organization, record_type=record_type, enabled=True)
+
+
+def filter_q(user: Any, organization: Organization, record_type: str, today: datetime.date | None = None) -> Q | None:
+    """The records of one type that go to the user's mailbox, or None: the type does not sync.
+
+    One query (the user's enabled filters); the user's filters are OR-ed, so adding one
+    widens, and the result is limited to the organization.
+    """
+    today = today or timezone.localdate()
+    rules = list(_enabled_filters(user, organization, record_type).order_by("id").values_list("rules", flat=True))
+    if not rules:
+        return None
+    combined = compile_rules(record_type, rules[0], user, today)
+    for more in rules[1:]:
+        combined = combined | compile_rules(record_type, more, user, today)
+    return Q(organization=organization) & combined
+
+
+def filters_fingerprint(user: Any, organization: Organization, record_type: str) -> str:
+    """A sha256 hex digest of the user's enabled filters of one type: it changes when they do.
+
+    Relative dates are stored as day offsets, so the passing of time does not change it.
+    """
+    rows = (
+        _enabled_filters(user, organization, record_type)
+        .order_by("id")
+        .values_list("id", "rules", "enabled", "updated")
+    )
+    canonical = [[str(pk), rules, enabled, updated.isoformat()] for pk, rules, enabled, updated in rows]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ensure_default_filters(user: Any, organization: Organization, actor: Actor) -> list[SyncFilter]:
+    """Give a user without filters in the organization its templates, or else the defaults.
+
+    1. Lock the user's membership so two calls at once do not both copy.
+    2. If the user has any filter in the organization (even a disabled one), do nothing.
+    3. Copy the organization's templates (filters without a user); without templates,
+       create DEFAULT_FILTERS. Each creation is audited.
+    """
+    with transaction.atomic():
+        list(Membership.objects.select_for_update().filter(user=user, organization=organization))
+        if SyncFilter.objects.filter(user=user, organization=organization).exists():
+            return []
+        templates = SyncFilter.objects.filter(organization=organization, user=None).order_by("record_type", "name")
+        sources = [
+            {"record_type": t.record_type, "name": t.name, "enabled": t.enabled, "rules": t.rules} for t in templates
+        ] or copy.deepcopy(list(DEFAULT_FILTERS))
+        created = []
+        for source in sources:
+            sync_filter = SyncFilter(organization=organization, user=user, **source)
+            sync_filter.save_audited(actor)
+            created.append(sync_filter)
+        return created
