@@ -336,5 +336,10 @@ class FieldDirection(AuditedModel):
     def __str__(self) -> str:
         return f"{self.record_type}.{self.field}: {self.get_direction_display()}"
 
+    def clean(self) -> None:
+        from crm.directions import validate_direction
+
+        validate_direction(self.record_type, self.field, self.direction)
+
     def audit_organization(self) -> Organization:
         return self.organization

@@ -1,0 +1,65 @@
+"""Field-level direction: which way each synced field flows, per organization."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+
+from crm.models import Direction, FieldDirection, RecordType
+
+# The meeting's time and people must agree on both sides, whatever the organization wants.
+ALWAYS_TWO_WAY: dict[str, set[str]] = {RecordType.APPOINTMENT: {"start", "end", "attendees", "organizer"}}
+
+SYNC_FIELDS: dict[str, tuple[str, ...]] = {
+    RecordType.CONTACT: (
+        "first_name",
+        "last_name",
+        "email",
+        "job_title",
+        "business_phone",
+        "mobile_phone",
+        "description",
+    ),
+    RecordType.APPOINTMENT: ("subject", "start", "end", "location", "description", "attendees"),
+    RecordType.TASK: ("subject", "description", "due", "status", "priority"),
+}
+
+
+def _sync_fields(record_type: str) -> tuple[str, ...]:
+    try:
+        return SYNC_FIELDS[record_type]
+    except KeyError:
+        raise ValueError(f"unknown record type {record_type!r}") from None
+
+
+def directions_for(organization_id: object, record_type: str) -> dict[str, str]:
+    """Every synced field of the type and its direction: two-way unless a row says otherwise.
+
+    One query. Always-two-way fields stay two-way whatever a row says.
+    """
+    fields = _sync_fields(record_type)
+    rows = dict(
+        FieldDirection.objects.filter(organization_id=organization_id, record_type=record_type).values_list(
+            "field", "direction"
+        )
+    )
+    always = ALWAYS_TWO_WAY.get(record_type, set())
+    return {
+        field: Direction.TWO_WAY.value if field in always else rows.get(field, Direction.TWO_WAY.value)
+        for field in fields
+    }
+
+
+def validate_direction(record_type: str, field: str, direction: str) -> None:
+    """Raise ValidationError for an unknown type, field or direction, or a one-way always-two-way field."""
+    if record_type not in SYNC_FIELDS:
+        raise ValidationError({"record_type": f"Unknown record type {record_type!r}."})
+    always = ALWAYS_TWO_WAY.get(record_type, set())
+    known = (*SYNC_FIELDS[record_type], *sorted(always - set(SYNC_FIELDS[record_type])))
+    if field not in known:
+        raise ValidationError(
+            {"field": f"{field!r} is not a synced {record_type} field; use one of {', '.join(known)}."}
+        )
+    if direction not in Direction.values:
+        raise ValidationError({"direction": f"Unknown direction {direction!r}."})
+    if field in always and direction != Direction.TWO_WAY:
+        raise ValidationError({"direction": f"The {record_type} {field} always syncs both ways."})
