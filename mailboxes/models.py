@@ -151,6 +151,26 @@ class CredentialsSource(models.TextChoices):
 
 EXCHANGE_KINDS = {ProfileKind.EXCHANGE_ONPREM, ProfileKind.EXCHANGE_ONLINE}
 
+# A change to any of these invalidates the Test & Enable results of the profile's mailboxes.
+PROFILE_CONNECTION_FIELDS = (
+    "kind",
+    "ews_url",
+    "use_autodiscover",
+    "auth_type",
+    "credentials_source",
+    "username",
+    "password",
+    "oauth_tenant_id",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "incoming_host",
+    "incoming_port",
+    "incoming_tls",
+    "outgoing_host",
+    "outgoing_port",
+    "outgoing_tls",
+)
+
 
 class EmailServerProfile(AuditedModel):
     audit_name = "server_profile"
@@ -276,6 +296,51 @@ class EmailServerProfile(AuditedModel):
         if errors:
             raise ValidationError(errors)
 
+    @property
+    def connection_changed(self) -> bool:
+        loaded = getattr(self, "_audit_loaded", {})
+        return any(loaded.get(name) != self.__dict__.get(name) for name in PROFILE_CONNECTION_FIELDS)
+
+    def save_audited(self, actor: Actor, action: str | None = None, **save_kwargs: Any) -> None:
+        """Save and audit; changed connection settings or credentials reset the mailboxes' tests.
+
+        1. Note (before saving) whether a connection setting or credential changed.
+        2. Save and record the profile's own change.
+        3. In the same transaction, set each of its mailboxes' tests back to Not run
+           and disable their channels, one audit event per mailbox that was tested.
+        """
+        update_fields = save_kwargs.get("update_fields")
+        changed = not self._state.adding and self.connection_changed
+        if changed and update_fields is not None:
+            loaded = getattr(self, "_audit_loaded", {})
+            changed = any(
+                name in update_fields and loaded.get(name) != self.__dict__.get(name)
+                for name in PROFILE_CONNECTION_FIELDS
+            )
+        with transaction.atomic():
+            super().save_audited(actor, action, **save_kwargs)
+            if changed:
+                self.reset_mailbox_tests(actor)
+
+    def reset_mailbox_tests(self, actor: Actor) -> int:
+        """Set the tests of this profile's mailboxes back to Not run; returns how many were reset."""
+        untested = models.Q(
+            test_incoming=TestStatus.NOT_RUN,
+            test_outgoing=TestStatus.NOT_RUN,
+            test_act=TestStatus.NOT_RUN,
+            test_overall=TestStatus.NOT_RUN,
+            enabled_incoming=False,
+            enabled_outgoing=False,
+            enabled_act=False,
+        )
+        n = 0
+        with transaction.atomic():
+            for mailbox in self.mailboxes.select_for_update().exclude(untested).select_related("organization"):
+                fields = mailbox.reset_tests()
+                mailbox.save_audited(actor, "mailbox.tests_reset", update_fields=fields)
+                n += 1
+        return n
+
     def mailbox_addresses(self, limit: int = 10) -> list[str]:
         return [m.address or str(m) for m in self.mailboxes.select_related("user")[:limit]]
 
@@ -341,6 +406,15 @@ class Channel(models.TextChoices):
     INCOMING = "incoming", _("Incoming email")
     OUTGOING = "outgoing", _("Outgoing email")
     ACT = "act", _("Appointments, contacts and tasks")
+
+
+# (audited name, attribute): what a mailbox's test results depend on besides its profile.
+MAILBOX_CONNECTION_FIELDS = (
+    ("address", "address"),
+    ("profile", "profile_id"),
+    ("username", "username"),
+    ("password", "password"),
+)
 
 
 class MailboxQuerySet(models.QuerySet):
@@ -537,12 +611,39 @@ class Mailbox(AuditedModel):
         return self._state.adding or loaded.get("address") != self.address
 
     def save_from_form(self, actor: Actor) -> None:
-        """Save an admin's edit: a changed address goes back to approval."""
+        """Save an admin's edit.
+
+        1. A changed address goes back to approval.
+        2. A changed address, profile or credentials sets the tests back to Not run and
+           disables the channels: what passed was tested against the old settings.
+        """
         if self.address_changed:
             self.prepare_approval()
             self.approval_changed_by = None
             self.approval_changed_at = None
+        if not self._state.adding and self.connection_changed:
+            self.reset_tests()
         self.save_audited(actor)
+
+    @property
+    def connection_changed(self) -> bool:
+        loaded = getattr(self, "_audit_loaded", {})
+        return any(loaded.get(name) != getattr(self, attname) for name, attname in MAILBOX_CONNECTION_FIELDS)
+
+    def reset_tests(self) -> list[str]:
+        """Set every channel's test back to Not run and disable it (unsaved); returns the fields to save."""
+        for channel in Channel.values:
+            setattr(self, f"test_{channel}", TestStatus.NOT_RUN)
+            setattr(self, f"enabled_{channel}", False)
+        self.test_overall = TestStatus.NOT_RUN
+        self.tested_at = None
+        return [
+            *(f"test_{channel}" for channel in Channel.values),
+            *(f"enabled_{channel}" for channel in Channel.values),
+            "test_overall",
+            "tested_at",
+            "updated",
+        ]
 
     def _set_approval(self, actor: Actor, status: str, action: str) -> None:
         if not self.address:
