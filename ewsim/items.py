@@ -1,7 +1,8 @@
 """Item XML: parsing what clients send, field-path addressing, and rendering items for responses.
 
-Items keep each property element exactly as the client sent it (keyed by element name); the server
-only computes the read-only properties (ids, times, size, MIME, organizer ...).
+Items keep each property element as the client sent it (keyed by element name), after the rules
+Exchange applies on save (text limits, UTC times, all-day spans, recurrence dates, MimeContent parsed
+into properties); the server computes the read-only properties (ids, times, size, MIME, TextBody ...).
 """
 
 from __future__ import annotations

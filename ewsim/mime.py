@@ -171,8 +171,8 @@ def html_to_text(html: str) -> str:
         return ""
     try:
         doc = lxml.html.document_fromstring(html)
-    except (etree.ParserError, ValueError):
-        return html
+    except (etree.ParserError, ValueError):  # nothing but comments or processing instructions
+        return ""
     for junk in doc.xpath("//script|//style|//head"):
         junk.drop_tree()
     for node in doc.iter("br", *_BLOCKS):
