@@ -92,6 +92,7 @@ def test_save_audited_records_a_created_event(admin: Any, org: Organization) -> 
         "name": [None, "Initech"],
         "require_approval_user_mailboxes": [None, True],
         "require_approval_queue_mailboxes": [None, True],
+        "tracked_category": [None, "Tracked to CRM"],
     }
 
 
