@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -29,6 +30,8 @@ from mailboxes.access import (
 )
 from mailboxes.forms import MailboxFilterForm, MailboxForm, ProfileForm
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, TestStatus
+from syncjobs.health import failing_share, is_failing
+from syncjobs.views import mailbox_sync_context
 
 HISTORY_LIMIT = 50
 
@@ -100,7 +103,9 @@ def profile_detail(request: HttpRequest, pk: Any) -> HttpResponse:
         _save_profile(request, form)
         messages.success(request, _("Server profile “%(name)s” saved.") % {"name": profile.name})
         return redirect("profile-detail", profile.pk)
-    ctx = {"form": form, "profile": profile, "history": _history(profile)}
+    share = failing_share(profile, timezone.now())
+    ctx = {"form": form, "profile": profile, "history": _history(profile), "failing_share": share}
+    ctx["failing"] = is_failing(share)
     return render(request, "mailboxes/profile_form.html", ctx)
 
 
@@ -187,7 +192,8 @@ def mailbox_create(request: HttpRequest) -> HttpResponse:
 @role_required(*ADMIN)
 def mailbox_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     mailbox = get_mailbox_for_user(request, pk)
-    return render(request, "mailboxes/mailbox_detail.html", {"mailbox": mailbox, "history": _history(mailbox)})
+    ctx = {**mailbox_sync_context(mailbox), "history": _history(mailbox)}
+    return render(request, "mailboxes/mailbox_detail.html", ctx)
 
 
 @role_required(*ADMIN)

@@ -17,6 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from audit.models import AuditEvent
 from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
+from syncjobs.models import Conflict, ErrorKind, ItemLink, LinkState, RunStatus, SyncRun
 from tests.conftest import client_for, make_mailbox, make_profile, make_user
 from tests.crm.test_views import make_record
 
@@ -63,6 +64,21 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("approvals-approve", "POST"):   (LOGIN, MOVED, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
     ("approvals-reject", "GET"):     (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("approvals-reject", "POST"):    (LOGIN, MOVED, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("mailbox-status", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
+    ("mailbox-test", "GET"):         (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("mailbox-test", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("mailbox-sync", "GET"):         (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("mailbox-sync", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("mailboxes-test", "GET"):       (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("mailboxes-test", "POST"):      (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("profile-test", "GET"):         (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("profile-test", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("run-confirm-deletes", "GET"):  (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("run-confirm-deletes", "POST"): (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("link-release", "GET"):         (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("link-release", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("conflict-apply-other", "GET"): (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("conflict-apply-other", "POST"): (LOGIN, DENY, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
     ("django-admin", "GET"):         (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
     ("django-rq", "GET"):            (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
 }
@@ -108,13 +124,33 @@ def objects(
     for kind in CRM_KINDS:
         found[kind] = make_record(kind, org, alice)
         found[(f"{kind}-delete", "POST")] = make_record(kind, org, bob)
+    # The sync records of alice's mailbox: a run the mass-delete guard stopped, a quarantined
+    # item, an open conflict about another contact of alice's (the admin's POST changes it).
+    found["run"] = SyncRun.objects.create(
+        mailbox=alice_mailbox, status=RunStatus.FAILED, error_kind=ErrorKind.GUARD, error="Would delete 40 of 50."
+    )
+    contact = make_record("contact", org, alice)
+    found["link"] = ItemLink.objects.create(
+        mailbox=alice_mailbox, record_type="contact", crm_id=contact.pk, exchange_id="AAA=", state=LinkState.QUARANTINED
+    )
+    found["conflict"] = Conflict.objects.create(
+        mailbox=alice_mailbox,
+        record_type="contact",
+        crm_id=contact.pk,
+        fields=["job_title"],
+        crm_values={"job_title": "CRM title"},
+        exchange_values={"job_title": "Mailbox title"},
+        resolution={"job_title": "crm"},
+    )
     return found
 
 
 def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
     if name in PREFIXES:
         return PREFIXES[name]
-    if name.startswith(("profile-", "mailbox-", *CRM_KINDS)) and not name.endswith(("-list", "-create")):
+    if name.startswith(("profile-", "mailbox-", "run-", "link-", "conflict-", *CRM_KINDS)) and not name.endswith(
+        ("-list", "-create")
+    ):
         obj = objects.get((name, method)) or objects[name.split("-")[0]]
         return reverse(name, args=[obj.pk])
     return reverse(name)
@@ -156,6 +192,10 @@ def test_every_url_and_persona(
         model = KINDS[kind].model
         assert model.objects.get(pk=objects[kind].pk).version == 1
         assert model.all_objects.get(pk=objects[(f"{kind}-delete", "POST")].pk).is_deleted
+    objects["link"].refresh_from_db()
+    assert objects["link"].state == LinkState.OK
+    objects["conflict"].refresh_from_db()
+    assert (objects["conflict"].status, objects["conflict"].resolved_by) == ("closed", "Admin")
 
 
 def _project_module(urlconf: Any) -> bool:
@@ -193,7 +233,10 @@ def test_every_url_is_in_the_table() -> None:
 
 def test_every_post_only_url_refuses_get_in_the_table() -> None:
     """The actions (require_POST) are tabled with both methods: GET is 405 for everyone."""
-    for name in ("mailbox-approve", "mailbox-reject", "approvals-approve", "approvals-reject"):
+    post_only = ("mailbox-approve", "mailbox-reject", "approvals-approve", "approvals-reject")
+    post_only += ("mailbox-test", "mailbox-sync", "mailboxes-test", "profile-test")
+    post_only += ("run-confirm-deletes", "link-release", "conflict-apply-other")
+    for name in post_only:
         assert set(EXPECTED[(name, "GET")]) == {NOGET}
         assert (name, "POST") in EXPECTED
 
