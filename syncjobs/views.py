@@ -9,6 +9,7 @@ while a test or a run of the mailbox is queued or running.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -46,6 +47,9 @@ from syncjobs.testenable import sync_refusal
 RUNS_SHOWN = 10
 ITEMS_SHOWN = 50
 ACTIVE_TEST = (TestRunStatus.QUEUED, TestRunStatus.RUNNING)
+# A test not done by then was lost with its worker (the test queue's jobs time out after 5 minutes):
+# the page stops polling for it rather than spin for ever.
+TEST_GIVE_UP = timedelta(minutes=15)
 
 
 def _back(request: HttpRequest, fallback: str, *args: Any) -> HttpResponse:
@@ -97,7 +101,7 @@ def status_context(mailbox: Mailbox) -> dict[str, Any]:
     for run in runs:
         run.can_confirm = run.error_kind == ErrorKind.GUARD and newest_finished.get(run.channel) is run
     last_finished = next((run for run in runs if run.finished_at), None)
-    test_active = bool(test and test.status in ACTIVE_TEST)
+    test_active = bool(test and test.status in ACTIVE_TEST and test.queued_at > timezone.now() - TEST_GIVE_UP)
     return {
         "mailbox": mailbox,
         "test": test,

@@ -507,6 +507,18 @@ def test_the_status_fragment_polls_while_something_is_queued_or_running(
         assert "HTTP 401: no entry" in fragment
 
 
+def test_the_status_fragment_stops_polling_for_a_test_lost_with_its_worker(
+    admin_client: Client, alice_mailbox: Mailbox
+) -> None:
+    TestRun.objects.create(
+        mailbox=alice_mailbox, status=TestRunStatus.RUNNING, queued_at=timezone.now() - timedelta(minutes=16)
+    )
+
+    fragment = admin_client.get(f"/mailboxes/{alice_mailbox.pk}/status/").content.decode()
+
+    assert "hx-trigger" not in fragment
+
+
 def test_the_status_fragment_refuses_read_only_roles_and_hides_other_organizations(
     admin_client: Client, approver: Any, alice_mailbox: Mailbox, other_mailbox: Mailbox
 ) -> None:
