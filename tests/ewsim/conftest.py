@@ -24,6 +24,7 @@ from exchangelib import (
     Task,
     Version,
 )
+from exchangelib.fields import InvalidField
 from exchangelib.protocol import RetryPolicy, close_connections
 from exchangelib.version import EXCHANGE_2016
 
@@ -52,15 +53,26 @@ class CrmRevision(ExtendedProperty):
 ITEM_CLASSES = (Message, CalendarItem, Contact, Task)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def crm_properties() -> Iterator[None]:
+    """Our crm_id/crm_revision on the item classes while this package's tests run. exchangelib's
+    registry is process-wide and the portal registers its own crm_id when Django starts, so that one is
+    set aside and put back afterwards."""
+    replaced: list[tuple[type, str, type | None]] = []
     for cls in ITEM_CLASSES:
-        cls.register("crm_id", CrmId)
-        cls.register("crm_revision", CrmRevision)
+        for name, prop in (("crm_id", CrmId), ("crm_revision", CrmRevision)):
+            try:
+                previous = cls.get_field_by_fieldname(name).value_cls
+                cls.deregister(name)
+            except InvalidField:
+                previous = None
+            cls.register(name, prop)
+            replaced.append((cls, name, previous))
     yield
-    for cls in ITEM_CLASSES:
-        cls.deregister("crm_id")
-        cls.deregister("crm_revision")
+    for cls, name, previous in reversed(replaced):
+        cls.deregister(name)
+        if previous is not None:
+            cls.register(name, previous)
 
 
 @pytest.fixture(autouse=True)
