@@ -430,7 +430,12 @@ class ActSync:
         # The records of changed items and of stamps, and the links of every record read.
         missing = [k for k, e in plan.entries.items() if not e.is_new_item and k not in seen]
         for rec in base.filter(pk__in=_uuids(missing)) if missing else []:
+            seen.add(str(rec.pk))
             self._add_record(plan, rec)
+        for key in missing:
+            entry = plan.entries[key]
+            if key not in seen and entry.link is not None:
+                entry.crm = d.GONE  # the record is gone for good
         need = [k for k, e in plan.entries.items() if e.link is None and not e.is_new_item]
         for link in self._links(plan).filter(crm_id__in=_uuids(need)) if need else []:
             plan.entries[str(link.crm_id)].link = link
@@ -493,8 +498,9 @@ class ActSync:
     # Apply -------------------------------------------------------------------------------------
 
     def apply(self, plan: Plan) -> None:
-        if self._previous_failed():
-            self._adopt_stamped(plan)
+        if any(e.decision and e.decision.create_exchange is not None for e in plan.entries.values()):
+            if self._previous_failed():
+                self._adopt_stamped(plan)
         creates, updates, deletes = [], [], []
         for entry in plan.entries.values():
             dec = entry.decision

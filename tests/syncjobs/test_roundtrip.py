@@ -183,3 +183,85 @@ def test_appointments_and_tasks_round_trip(mailbox: Any, org: Any, alice: Any, s
     t.refresh_from_db()
     assert a.location == "Room 4"
     assert t.status == "completed"
+
+
+def make_appointment(org: Any, owner: Any) -> Appointment:
+    start = (timezone.now() + timedelta(days=3)).replace(microsecond=0)
+    return Appointment.objects.create(
+        organization=org, owner=owner, subject="Review", start=start, end=start + timedelta(hours=1)
+    )
+
+
+def make_task(org: Any, owner: Any) -> Task:
+    return Task.objects.create(organization=org, owner=owner, subject="Send offer")
+
+
+KINDS = {
+    "contact": ("contacts", contact, {"job_title": "Edited"}, "job_title"),
+    "appointment": ("calendar", make_appointment, {"location": "Edited"}, "location"),
+    "task": ("tasks", make_task, {"subject": "Edited"}, "subject"),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_round_trip_per_record_type(kind: str, mailbox: Any, org: Any, alice: Any, bob: Any, sim: Any) -> None:
+    folder, make, edit, field = KINDS[kind]
+    # CRM → mailbox
+    record = make(org, alice)
+    assert sync(mailbox).counts["to_exchange"] == {"created": 1}
+    [item] = items(sim, folder)
+    # a mailbox edit → CRM
+    sim.control.update_item(item["id"], edit)
+    assert sync(mailbox).counts["to_crm"] == {"updated": 1}
+    record.refresh_from_db()
+    assert getattr(record, field) == "Edited"
+    # the record leaves the filter (another owner) → removed from the mailbox
+    record.owner = bob
+    record.save()
+    assert sync(mailbox).counts["to_exchange"] == {"deleted": 1}
+    assert items(sim, folder) == []
+    # back in the filter → created again; deleted in the CRM → deleted in the mailbox
+    record.owner = alice
+    record.save()
+    assert sync(mailbox).counts["to_exchange"] == {"created": 1}
+    record.delete()
+    assert sync(mailbox).counts["to_exchange"] == {"deleted": 1}
+    assert items(sim, folder) == []
+    # deleted in the mailbox → the record stays
+    again = make(org, alice)
+    sync(mailbox)
+    [item] = items(sim, folder)
+    sim.control.delete_item(item["id"])
+    assert sync(mailbox).counts.get("removed_in_mailbox") == 1
+    assert type(again).objects.filter(pk=again.pk).exists()
+
+
+def test_a_long_subject_is_cut_by_exchange_and_does_not_loop(mailbox: Any, org: Any, alice: Any, sim: Any) -> None:
+    task = Task.objects.create(organization=org, owner=alice, subject="S" * 400)
+    sync(mailbox)
+    [item] = items(sim, "tasks")
+    assert len(item["subject"]) == 255
+    sim.control.clear_requests()
+    run = sync(mailbox)
+    assert run.counts["to_exchange"] == {} and run.counts["to_crm"] == {}
+    task.refresh_from_db()
+    assert len(task.subject) == 400  # the CRM keeps the whole subject
+    sim.control.update_item(item["id"], {"status": "Completed"})
+    sync(mailbox)
+    task.refresh_from_db()
+    assert (task.status, len(task.subject)) == ("completed", 400)
+
+
+def test_a_past_appointment_leaving_a_date_filter_stays_in_the_calendar(
+    mailbox: Any, org: Any, alice: Any, sim: Any
+) -> None:
+    start = (timezone.now() - timedelta(days=20)).replace(microsecond=0)
+    a = Appointment.objects.create(
+        organization=org, owner=alice, subject="Old", start=start, end=start + timedelta(hours=1)
+    )
+    sync(mailbox)
+    a.start, a.end = a.start - timedelta(days=30), a.end - timedelta(days=30)
+    a.save()  # now outside "from 30 days ago"
+    run = sync(mailbox)
+    assert run.counts.get("unlinked") == 1
+    assert len(items(sim, "calendar")) == 1
