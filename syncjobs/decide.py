@@ -65,6 +65,11 @@ class Rules:
     def inbound(self) -> list[str]:
         return [f for f, d in self.directions.items() if to_crm(d)]
 
+    @property
+    def synced(self) -> list[str]:
+        """A new item or record starts with every synced field; the directions rule the changes after."""
+        return [f for f, d in self.directions.items() if d != NONE]
+
     def crm_hash(self, values: dict[str, Any]) -> str:
         return content_hash(values, self.outbound)
 
@@ -146,21 +151,22 @@ def decide(status: Status | None, crm: CrmSide | str | None, ex: ExchangeSide | 
 
 def _unlinked(crm: CrmSide | str | None, ex: ExchangeSide | str | None, rules: Rules) -> Decision:
     if isinstance(crm, CrmSide) and isinstance(ex, ExchangeSide):
-        # An item stamped with this record's id, with no link: a run stopped after the create.
+        # An item stamped with this record's id, with no link: a run stopped after the create,
+        # or the item was unlinked when its record left the filter.
         if not crm.in_filter:
-            return Decision(delete_exchange=True, link=DROP)
+            return Decision(link=DROP) if rules.ignore_logical_deletes else Decision(delete_exchange=True, link=DROP)
         return _merge({}, crm, ex, rules, crm_wins=True)
     if isinstance(crm, CrmSide):
         if not crm.in_filter:
             return Decision(link=DROP)
-        values = {f: crm.values.get(f) for f in rules.outbound}
-        return _saved(values, crm.values, clip(crm.values), rules, create_exchange=values)
+        values = {f: crm.values.get(f) for f in rules.synced}
+        return _saved(values, crm.values, clip(values), rules, create_exchange=values)
     if isinstance(ex, ExchangeSide):
         if crm == GONE:
             return Decision(delete_exchange=True, link=DROP)  # stamped, and the record was deleted
         if not ex.tracked:
             return Decision(link=DROP)  # private: stays in the mailbox only
-        values = {f: ex.values.get(f) for f in rules.inbound}
+        values = {f: ex.values.get(f) for f in rules.synced}
         return _saved(values, values, ex.values, rules, create_crm=values)
     return Decision(link=DROP)
 
@@ -183,9 +189,10 @@ def _merge(
         if direction == NONE:
             merged[name] = b if name in base else c
         elif direction == TO_EXCHANGE:
-            merged[name] = c
+            # The CRM owns it; a side that holds the base but never agreed on this field keeps its own.
+            merged[name] = c if crm is not None or name in base else e
         elif direction == TO_CRM:
-            merged[name] = e
+            merged[name] = e if ex is not None or name in base else c
         elif c == e or (c is not None and e == clip({name: c}).get(name)):
             merged[name] = c  # the same, or the same as far as Exchange can hold it
         elif name in base and e == exchange_base.get(name):
