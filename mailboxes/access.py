@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest
 
 from mailboxes.models import EmailServerProfile, Mailbox, Membership, Role
@@ -63,6 +63,22 @@ def _check(user: Any, organization_id: Any, roles: tuple[str, ...]) -> None:
         raise Http404
     if role not in roles:
         raise PermissionDenied
+
+
+def selected_mailboxes(request: HttpRequest, roles: tuple[str, ...]) -> list[Mailbox]:
+    """The mailboxes ticked in a bulk form; a 404 if any is not one of the user's (then nothing is done)."""
+    ids = request.POST.getlist("mailbox")
+    try:
+        mailboxes = list(
+            Mailbox.objects.select_related("organization").filter(
+                pk__in=ids, organization_id__in=org_ids(request.user, roles)
+            )
+        )
+    except ValidationError:
+        raise Http404 from None
+    if len(mailboxes) != len(set(ids)):
+        raise Http404
+    return mailboxes
 
 
 def get_mailbox_for_user(request: HttpRequest, pk: Any, roles: tuple[str, ...] = ADMIN) -> Mailbox:

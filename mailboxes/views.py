@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -27,6 +27,7 @@ from mailboxes.access import (
     get_profile_for_user,
     org_ids,
     role_required,
+    selected_mailboxes,
 )
 from mailboxes.forms import MailboxFilterForm, MailboxForm, ProfileForm
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, TestStatus
@@ -260,21 +261,10 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 
 def _bulk(request: HttpRequest, approve: bool) -> HttpResponse:
-    ids = request.POST.getlist("mailbox")
-    if not ids:
+    if not request.POST.getlist("mailbox"):
         messages.error(request, _("Select at least one mailbox."))
         return _next_or(request, "approvals")
-    try:
-        mailboxes = list(
-            Mailbox.objects.select_related("organization").filter(
-                pk__in=ids, organization_id__in=org_ids(request.user, APPROVERS)
-            )
-        )
-    except ValidationError:
-        raise Http404 from None
-    if len(mailboxes) != len(set(ids)):
-        # Some id is not one of this approver's mailboxes: change nothing.
-        raise Http404
+    mailboxes = selected_mailboxes(request, APPROVERS)
     actor = Actor.from_request(request)
     try:
         with transaction.atomic():

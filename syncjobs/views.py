@@ -13,9 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -25,7 +24,13 @@ from django.views.decorators.http import require_POST
 
 from audit.log import Actor, record
 from crm.models import SYNCED_MODELS
-from mailboxes.access import ADMIN, get_mailbox_for_user, get_profile_for_user, org_ids, role_required
+from mailboxes.access import (
+    ADMIN,
+    get_mailbox_for_user,
+    get_profile_for_user,
+    role_required,
+    selected_mailboxes,
+)
 from mailboxes.models import Channel, Mailbox
 from syncjobs import mapping
 from syncjobs.access import get_conflict_for_user, get_link_for_user, get_run_for_user
@@ -172,21 +177,10 @@ def _enqueue_tests(request: HttpRequest, mailboxes: list[Mailbox]) -> None:
 @role_required(*ADMIN)
 def mailboxes_test(request: HttpRequest) -> HttpResponse:
     """Test & Enable the selected mailboxes: all of them, or none if one is not the admin's."""
-    ids = request.POST.getlist("mailbox")
-    if not ids:
+    if not request.POST.getlist("mailbox"):
         messages.error(request, _("Select at least one mailbox."))
         return _back(request, "mailbox-list")
-    try:
-        mailboxes = list(
-            Mailbox.objects.select_related("organization").filter(
-                pk__in=ids, organization_id__in=org_ids(request.user, ADMIN)
-            )
-        )
-    except ValidationError:
-        raise Http404 from None
-    if len(mailboxes) != len(set(ids)):
-        raise Http404
-    _enqueue_tests(request, mailboxes)
+    _enqueue_tests(request, selected_mailboxes(request, ADMIN))
     return _back(request, "mailbox-list")
 
 
