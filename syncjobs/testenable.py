@@ -230,7 +230,9 @@ def run_test(test_id: Any) -> TestRun | None:
         log.exception("Test & Enable of %s failed", mailbox)
         results = {ch: {"status": FAILURE, "message": _message(error)} for ch in Channel.values}
     with transaction.atomic():
-        mailbox = Mailbox.objects.select_for_update().select_related("profile", "organization").get(pk=mailbox.pk)
+        mailbox = (
+            Mailbox.objects.select_for_update(of=("self",)).select_related("profile", "organization").get(pk=mailbox.pk)
+        )
         if _fingerprint(mailbox) != tested:
             note = "The mailbox or its server profile changed while it was tested: run Test & Enable again."
             results = {ch: {"status": NOT_RUN, "message": note} for ch in Channel.values}
