@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -183,32 +186,39 @@ def test_runs_of_one_mailbox_never_overlap(mailbox: Any, sim: Any) -> None:
     assert queued.status == RunStatus.QUEUED
 
 
+def database_url() -> str:
+    """The test database, for a worker in another process."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
 @pytest.mark.slow
 def test_a_worker_killed_while_creating_500_items_leaves_each_item_once(
     mailbox: Any, org: Any, alice: Any, sim: Any
 ) -> None:
     records = contacts(org, alice, 500)
     sim.control.add_fault("CreateItem", delay_ms=400, count=5)  # a window to kill in
-    run = SyncRun.objects.create(mailbox=mailbox, trigger=Trigger.MANUAL)
-    connections.close_all()  # the child opens its own connection
-    pid = os.fork()
-    if pid == 0:  # the worker
-        try:
-            engine.run_sync(run.pk)
-        finally:
-            os._exit(0)
+    worker = subprocess.Popen(
+        [sys.executable, str(settings.BASE_DIR / "manage.py"), "sync_mailbox", ALICE],
+        env={**os.environ, "DATABASE_URL": database_url()},
+        stdout=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(items(sim, "contacts")) < 100:  # wait until the first batch is in Exchange
             assert time.monotonic() < deadline, "the worker created nothing"
-            assert os.waitpid(pid, os.WNOHANG) == (0, 0), "the worker ended before it was killed"
+            assert worker.poll() is None, "the worker ended before it was killed"
             time.sleep(0.02)  # poll interval of the condition above
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
     created = len(items(sim, "contacts"))
     assert 100 <= created < 500, "the kill must land while Exchange is still accepting creates"
-    run.refresh_from_db()
+    [run] = SyncRun.objects.all()
     assert run.status == RunStatus.RUNNING  # nothing was committed
     assert not ItemLink.objects.exists()
     sim.control.clear_faults()
