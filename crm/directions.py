@@ -36,16 +36,27 @@ def directions_for(organization_id: object, record_type: str) -> dict[str, str]:
 
     One query. Always-two-way fields stay two-way whatever a row says.
     """
-    fields = _sync_fields(record_type)
-    rows = dict(
-        FieldDirection.objects.filter(organization_id=organization_id, record_type=record_type).values_list(
-            "field", "direction"
-        )
-    )
+    _sync_fields(record_type)
+    rows = FieldDirection.objects.filter(organization_id=organization_id, record_type=record_type)
+    return _resolved(record_type, dict(rows.values_list("field", "direction")))
+
+
+def all_directions(organization_id: object) -> dict[str, dict[str, str]]:
+    """``directions_for`` of every record type, from one query."""
+    rows: dict[str, dict[str, str]] = {record_type: {} for record_type in SYNC_FIELDS}
+    query = FieldDirection.objects.filter(organization_id=organization_id)
+    for record_type, field, direction in query.values_list("record_type", "field", "direction"):
+        rows.setdefault(record_type, {})[field] = direction
+    return {
+        record_type: _resolved(record_type, found) for record_type, found in rows.items() if record_type in SYNC_FIELDS
+    }
+
+
+def _resolved(record_type: str, rows: dict[str, str]) -> dict[str, str]:
     always = ALWAYS_TWO_WAY.get(record_type, set())
     return {
         field: Direction.TWO_WAY.value if field in always else rows.get(field, Direction.TWO_WAY.value)
-        for field in fields
+        for field in _sync_fields(record_type)
     }
 
 

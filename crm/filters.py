@@ -322,8 +322,13 @@ def filter_q(user: Any, organization: Organization, record_type: str, today: dat
     One query (the user's enabled filters); the user's filters are OR-ed, so adding one
     widens, and the result is limited to the organization.
     """
-    today = today or timezone.localdate()
     rules = list(_enabled_filters(user, organization, record_type).order_by("id").values_list("rules", flat=True))
+    return _combined(record_type, rules, user, organization, today or timezone.localdate())
+
+
+def _combined(
+    record_type: str, rules: list[Any], user: Any, organization: Organization, today: datetime.date
+) -> Q | None:
     if not rules:
         return None
     combined = compile_rules(record_type, rules[0], user, today)
@@ -342,8 +347,27 @@ def filters_fingerprint(user: Any, organization: Organization, record_type: str)
         .order_by("id")
         .values_list("id", "rules", "enabled", "updated")
     )
+    return _fingerprint(rows)
+
+
+def _fingerprint(rows: Any) -> str:
     canonical = [[str(pk), rules, enabled, updated.isoformat()] for pk, rules, enabled, updated in rows]
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def mailbox_filters(
+    user: Any, organization: Organization, today: datetime.date | None = None
+) -> dict[str, tuple[Q | None, str]]:
+    """``(filter_q, filters_fingerprint)`` of every record type, from one query."""
+    today = today or timezone.localdate()
+    rows: dict[str, list[Any]] = {record_type: [] for record_type in RecordType.values}
+    query = SyncFilter.objects.filter(user=user, organization=organization, enabled=True).order_by("id")
+    for record_type, *row in query.values_list("record_type", "id", "rules", "enabled", "updated"):
+        rows[record_type].append(row)
+    return {
+        record_type: (_combined(record_type, [r[1] for r in found], user, organization, today), _fingerprint(found))
+        for record_type, found in rows.items()
+    }
 
 
 def ensure_default_filters(user: Any, organization: Organization, actor: Actor) -> list[SyncFilter]:

@@ -30,8 +30,8 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 from django.utils import timezone
 
 from audit.log import Actor, record
-from crm.directions import directions_for
-from crm.filters import filter_q, filters_fingerprint
+from crm.directions import all_directions
+from crm.filters import mailbox_filters
 from crm.models import SYNCED_MODELS, Appointment, CrmRecord, RecordType
 from mailboxes.models import Channel, EmailServerProfile, Mailbox, TestStatus
 from syncjobs import decide as d
@@ -67,6 +67,15 @@ PROFILE_BUSY_DELAY = timedelta(seconds=15)
 # Fields that EWS keeps in one property: an update of one sends both.
 COMPANIONS = {"business_phone": "mobile_phone", "mobile_phone": "business_phone", "first_name": "last_name"}
 COMPANIONS["last_name"] = "first_name"
+FOLDER_STATE_FIELDS = [
+    "sync_state",
+    "pending",
+    "phase",
+    "last_poll_at",
+    "crm_cursor",
+    "filters_fingerprint",
+    "last_reconcile_at",
+]
 
 
 class GuardStop(SyncError):
@@ -102,7 +111,6 @@ def claim(run_id: Any) -> SyncRun | None:
     run = SyncRun.objects.select_related(*related).filter(pk=run_id).first()
     if run is None or run.status != RunStatus.QUEUED:
         return None
-    recover_stale(mailbox_id=run.mailbox_id, channel=run.channel)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -138,7 +146,7 @@ def _finish(
         status=status, finished_at=now, counts=counts, error=error[:4000], error_kind=kind, heartbeat_at=now
     )
     run.status, run.finished_at, run.counts, run.error, run.error_kind = status, now, counts, error, kind
-    mailbox = Mailbox.objects.select_related("profile", "organization").get(pk=run.mailbox_id)
+    mailbox = run.mailbox
     interval = timedelta(minutes=mailbox.profile.polling_interval_minutes if mailbox.profile else 5)
     fields = ["next_sync_at", "consecutive_failures", "last_error", "updated"]
     if status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
@@ -296,6 +304,7 @@ class ActSync:
             raise PermanentError("A queue mailbox has no user whose records could sync.")
         self.backend = self.backend or backend_for(self.mailbox)
         try:
+            self._load_settings()
             plans = [self.gather(record_type) for record_type in SYNCED_MODELS]
             for plan in plans:
                 self.decide(plan)
@@ -305,9 +314,24 @@ class ActSync:
             with transaction.atomic():
                 for plan in plans:
                     self.commit(plan)
+                FolderState.objects.bulk_update([p.state for p in plans], FOLDER_STATE_FIELDS)
         finally:
             self.backend.close()
         return self.summary()
+
+    def _load_settings(self) -> None:
+        """What every folder needs, in a few queries whatever the number of folders."""
+        mailbox, org = self.mailbox, self.mailbox.organization
+        self.filters = mailbox_filters(mailbox.user, org)
+        self.directions = all_directions(org.pk)
+        states = {s.folder: s for s in FolderState.objects.filter(mailbox=mailbox)}
+        for folder in set(FOLDERS.values()) - set(states):
+            states[folder] = FolderState.objects.create(mailbox=mailbox, folder=folder)
+        self.states = states
+        self.retry: dict[str, list[ItemLink]] = {record_type: [] for record_type in SYNCED_MODELS}
+        retry = Q(state=LinkState.ERROR) | Q(state=LinkState.OK, exchange_id="")
+        for link in ItemLink.objects.filter(retry, mailbox=mailbox):
+            self.retry[link.record_type].append(link)
 
     def summary(self) -> dict[str, Any]:
         return {k: dict(v) if isinstance(v, Counter) else v for k, v in self.counts.items()}
@@ -326,9 +350,9 @@ class ActSync:
 
     def gather(self, record_type: str) -> Plan:
         folder = FOLDERS[record_type]
-        mailbox, org, user = self.mailbox, self.mailbox.organization, self.mailbox.user
-        state, _ = FolderState.objects.get_or_create(mailbox=mailbox, folder=folder)
-        fingerprint = filters_fingerprint(user, org, record_type)
+        org = self.mailbox.organization
+        state = self.states[folder]
+        fingerprint = self.filters[record_type][1]
         full = (
             state.crm_cursor is None
             or state.phase != Phase.POLL
@@ -343,7 +367,7 @@ class ActSync:
             state.phase = Phase.RESYNC
             full = True
             changes = self.backend.sync_folder(folder, "")
-        rules = d.Rules(directions_for(org.pk, record_type), org.ignore_logical_deletes)
+        rules = d.Rules(self.directions[record_type], org.ignore_logical_deletes)
         plan = Plan(record_type, folder, state, rules, changes.new_state, fingerprint, full, self.now)
         self._gather_exchange(plan, changes.changes)
         self._gather_crm(plan)
@@ -351,7 +375,7 @@ class ActSync:
 
     def _retry_links(self, plan: Plan) -> list[ItemLink]:
         """Links that failed last time (and released ones without an item): tried again every run."""
-        return list(self._links(plan).filter(Q(state=LinkState.ERROR) | Q(state=LinkState.OK, exchange_id="")))
+        return self.retry[plan.record_type]
 
     def _links(self, plan: Plan) -> Any:
         return ItemLink.objects.filter(mailbox=self.mailbox, record_type=plan.record_type)
@@ -413,8 +437,8 @@ class ActSync:
 
     def _gather_crm(self, plan: Plan) -> None:
         model = SYNCED_MODELS[plan.record_type]
-        org, user = self.mailbox.organization, self.mailbox.user
-        fq = filter_q(user, org, plan.record_type)
+        org = self.mailbox.organization
+        fq = self.filters[plan.record_type][0]
         linked = Exists(self._links(plan).filter(crm_id=OuterRef("pk")))
         in_filter = ExpressionWrapper(fq & Q(deleted_at__isnull=True), BooleanField()) if fq else Value(False)
         base = model.all_objects.filter(organization=org).annotate(in_filter=in_filter)
@@ -661,7 +685,6 @@ class ActSync:
         state.filters_fingerprint = plan.fingerprint
         if plan.full:
             state.last_reconcile_at = self.now
-        state.save()
 
     def _write_crm(self, plan: Plan, model: type[CrmRecord], entry: Entry) -> bool:
         dec = entry.decision

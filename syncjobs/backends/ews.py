@@ -172,6 +172,7 @@ class EwsBackend:
         self.config, self.access_type, self.autodiscover = configuration(mailbox)
         self._account: Account | None = None
         self._root: Root | None = None
+        self._failed = False
 
     # Connection ---------------------------------------------------------------------------
 
@@ -205,14 +206,18 @@ class EwsBackend:
         try:
             return fn()
         except Exception as error:
+            self._failed = True
             raise classify(error) from error
 
     def close(self) -> None:
-        if self._account is not None:
-            with contextlib.suppress(Exception):
-                self._account.protocol.close()
-        with contextlib.suppress(KeyError):
-            del Protocol[self.config]
+        """Keep the cached protocol (its connections serve the next run in this process) unless
+        this run failed: then drop it, so that a failure is not cached and re-raised."""
+        if self._failed:
+            if self._account is not None:
+                with contextlib.suppress(Exception):
+                    self._account.protocol.close()
+            with contextlib.suppress(KeyError):
+                del Protocol[self.config]
         self._account = None
 
     # Test & Enable ------------------------------------------------------------------------
@@ -284,21 +289,33 @@ class EwsBackend:
         fld = self._folder(folder)
         for chunk in _chunks(items, BATCH):
             built = [
-                _valid(lambda c=crm_id, v=values: new_item(folder, self.account, fld, c, v)) for crm_id, values in chunk
+                _built(lambda c=crm_id, v=values: new_item(folder, self.account, fld, c, v)) for crm_id, values in chunk
             ]
-            objs = [b for b in built if not isinstance(b, ItemError)]
-            answers = iter(self._call(lambda objs=objs: self._create(fld, objs)) if objs else [])
-            results += [Result(error=b) if isinstance(b, ItemError) else _result(next(answers)) for b in built]
+            results += self._write(built, lambda objs: self._create(fld, objs))
         return results
 
     def update_items(self, folder: str, updates: list[tuple[str, str, dict[str, Any], str | None]]) -> list[Result]:
         results: list[Result] = []
         for chunk in _chunks(updates, BATCH):
-            built = [_valid(lambda u=update: changed_item(folder, self.account, *u)) for update in chunk]
-            pairs = [b for b in built if not isinstance(b, ItemError)]
-            answers = iter(self._call(lambda pairs=pairs: self._update(pairs)) if pairs else [])
-            results += [Result(error=b) if isinstance(b, ItemError) else _result(next(answers)) for b in built]
+            built = [_built(lambda u=update: changed_item(folder, self.account, *u)) for update in chunk]
+            results += self._write(built, self._update)
         return results
+
+    def _write(self, built: list[Any], send: Callable[[list[Any]], list[Any]]) -> list[Result]:
+        """Send one batch. exchangelib checks every item before it sends anything: when it refuses
+        one, each is checked alone, and the bad ones fail while the rest are sent."""
+        good = [b for b in built if not isinstance(b, ItemError)]
+        try:
+            answers = send(good) if good else []
+        except (ValueError, TypeError):
+            built = [_checked(b) for b in built]
+            good = [b for b in built if not isinstance(b, ItemError)]
+            answers = self._call(lambda: send(good)) if good else []
+        except Exception as error:
+            self._failed = True
+            raise classify(error) from error
+        answers = iter(answers)
+        return [Result(error=b) if isinstance(b, ItemError) else _result(next(answers)) for b in built]
 
     def _create(self, fld: Any, objs: list[Any]) -> list[Any]:
         kwargs = {"folder": fld, "message_disposition": "SaveOnly", "send_meeting_invitations": SEND_TO_NONE}
@@ -477,12 +494,20 @@ def _display_name(values: dict[str, Any]) -> str | None:
     return " ".join(p for p in (values.get("first_name"), values.get("last_name")) if p) or None
 
 
-def _valid(build: Callable[[], Any]) -> Any:
-    """Build an item and check it as exchangelib will: a malformed item fails alone."""
+def _built(build: Callable[[], Any]) -> Any:
+    """An item, or the ItemError of one that cannot even be built."""
     try:
-        built = build()
-        if not isinstance(built, tuple):
-            built.clean(version=VERSION)
-        return built
+        return build()
     except (ValueError, TypeError) as error:
         return ItemError(f"Invalid value: {error}")
+
+
+def _checked(built: Any) -> Any:
+    """The item if exchangelib accepts it, else its ItemError."""
+    if isinstance(built, ItemError):
+        return built
+    try:
+        (built[0] if isinstance(built, tuple) else built).clean(version=VERSION)
+    except (ValueError, TypeError) as error:
+        return ItemError(f"Invalid value: {error}")
+    return built
