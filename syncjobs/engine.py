@@ -67,6 +67,18 @@ PROFILE_BUSY_DELAY = timedelta(seconds=15)
 # Fields that EWS keeps in one property: an update of one sends both.
 COMPANIONS = {"business_phone": "mobile_phone", "mobile_phone": "business_phone", "first_name": "last_name"}
 COMPANIONS["last_name"] = "first_name"
+LINK_FIELDS = [
+    "exchange_id",
+    "change_key",
+    "crm_hash",
+    "exchange_hash",
+    "base",
+    "state",
+    "error_count",
+    "last_error",
+    "next_retry_at",
+    "last_synced_at",
+]
 FOLDER_STATE_FIELDS = [
     "sync_state",
     "pending",
@@ -657,25 +669,12 @@ class ActSync:
             self._save_link(plan, entry, new_links, changed_links)
             if dec.conflicts:
                 conflicts.append(self._conflict(plan, entry))
-        ItemLink.objects.filter(pk__in=dropped).delete()
+        if dropped:
+            ItemLink.objects.filter(pk__in=dropped).delete()
         ItemLink.objects.bulk_create(new_links, batch_size=500)
         Conflict.objects.bulk_create(conflicts)
-        ItemLink.objects.bulk_update(
-            changed_links,
-            [
-                "exchange_id",
-                "change_key",
-                "crm_hash",
-                "exchange_hash",
-                "base",
-                "state",
-                "error_count",
-                "last_error",
-                "next_retry_at",
-                "last_synced_at",
-            ],
-            batch_size=500,
-        )
+        if changed_links:
+            ItemLink.objects.bulk_update(changed_links, LINK_FIELDS, batch_size=500)
         state = plan.state
         state.sync_state = plan.new_state
         state.pending = plan.pending
