@@ -21,6 +21,7 @@ import socket
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -392,6 +393,11 @@ class ActSync:
     def _links(self, plan: Plan) -> Any:
         return ItemLink.objects.filter(mailbox=self.mailbox, record_type=plan.record_type)
 
+    def _links_of(self, plan: Plan, crm_ids: list[str]) -> Iterator[ItemLink]:
+        """The links of these records, in queries of bounded size (SQLite limits parameters)."""
+        for ids in _chunks(_uuids(crm_ids)):
+            yield from self._links(plan).filter(crm_id__in=ids)
+
     def _gather_exchange(self, plan: Plan, changes: list[Any]) -> None:
         latest = {i: Change(UPDATED, i) for i in plan.state.pending}
         latest.update({c.item_id: c for c in changes})  # the last change of an item counts
@@ -417,7 +423,7 @@ class ActSync:
                 plan.entries.setdefault(str(link.crm_id), Entry(str(link.crm_id), link=link)).ex = d.GONE
         tracked_category = self.mailbox.organization.tracked_category
         stamps = [i.crm_id for i in items if i.item_id not in links and i.crm_id]
-        by_crm = {str(k.crm_id): k for k in self._links(plan).filter(crm_id__in=_uuids(stamps))} if stamps else {}
+        by_crm = {str(k.crm_id): k for k in self._links_of(plan, stamps)}
         uids = self._uid_matches(plan, [i for i in items if i.item_id not in links and not i.crm_id and i.uid])
         for item in items:
             link = links.get(item.item_id)
@@ -465,15 +471,16 @@ class ActSync:
             self._add_record(plan, rec)
         # The records of changed items and of stamps, and the links of every record read.
         missing = [k for k, e in plan.entries.items() if not e.is_new_item and k not in seen]
-        for rec in base.filter(pk__in=_uuids(missing)) if missing else []:
-            seen.add(str(rec.pk))
-            self._add_record(plan, rec)
+        for ids in _chunks(_uuids(missing)):
+            for rec in base.filter(pk__in=ids):
+                seen.add(str(rec.pk))
+                self._add_record(plan, rec)
         for key in missing:
             entry = plan.entries[key]
             if key not in seen and entry.link is not None:
                 entry.crm = d.GONE  # the record is gone for good
         need = [k for k, e in plan.entries.items() if e.link is None and not e.is_new_item]
-        for link in self._links(plan).filter(crm_id__in=_uuids(need)) if need else []:
+        for link in self._links_of(plan, need):
             plan.entries[str(link.crm_id)].link = link
         if plan.full:  # links whose record is gone for good
             for link in self._links(plan).exclude(Exists(model.all_objects.filter(pk=OuterRef("crm_id")))):
@@ -665,12 +672,15 @@ class ActSync:
                 self.counts["removed_in_mailbox"] = self.counts.get("removed_in_mailbox", 0) + 1
                 continue
             if not self._write_crm(plan, model, entry):
-                continue  # the record changed meanwhile: the next run decides again
+                # The record changed meanwhile: the next run decides again, reading the item too.
+                if entry.item is not None:
+                    plan.pending.append(entry.item.item_id)
+                continue
             self._save_link(plan, entry, new_links, changed_links)
             if dec.conflicts:
                 conflicts.append(self._conflict(plan, entry))
-        if dropped:
-            ItemLink.objects.filter(pk__in=dropped).delete()
+        for ids in _chunks(dropped):
+            ItemLink.objects.filter(pk__in=ids).delete()
         ItemLink.objects.bulk_create(new_links, batch_size=500)
         Conflict.objects.bulk_create(conflicts)
         if changed_links:
@@ -802,3 +812,8 @@ def _is_uuid(value: str) -> bool:
 
 def _uuids(values: Any) -> list[str]:
     return [v for v in values if _is_uuid(v)]
+
+
+def _chunks(values: list[str], size: int = 1000) -> Iterator[list[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

@@ -244,15 +244,16 @@ def link_release(request: HttpRequest, pk: Any) -> HttpResponse:
     link = get_link_for_user(request, pk)
     mailbox = link.mailbox
     with transaction.atomic():
+        # "Error" with no failures counted: the next run tries it again (links in error are always retried).
         released = ItemLink.objects.filter(pk=link.pk, state=LinkState.QUARANTINED).update(
-            state=LinkState.OK, error_count=0, last_error="", next_retry_at=None
+            state=LinkState.ERROR, error_count=0, last_error="", next_retry_at=None
         )
         if released:
             record(
                 Actor.from_request(request),
                 "mailbox.item_released",
                 mailbox,
-                changes={"item": ["", f"{link.record_type} {link.crm_id}"], "state": [link.state, LinkState.OK]},
+                changes={"item": ["", f"{link.record_type} {link.crm_id}"], "state": [link.state, LinkState.ERROR]},
                 organization=mailbox.organization,
             )
     if released:

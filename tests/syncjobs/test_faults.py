@@ -120,6 +120,11 @@ def test_one_bad_item_is_quarantined_while_the_rest_sync(mailbox: Any, org: Any,
     run = sync(mailbox)
     assert run.status == RunStatus.SUCCEEDED  # quarantined items are skipped until released
     assert items(sim, "calendar") == []
+    bad.end = bad.start + timedelta(hours=1)
+    bad.save()
+    ItemLink.objects.filter(pk=link.pk).update(state=LinkState.ERROR, error_count=0)  # what "release" does
+    assert sync(mailbox).counts["to_exchange"] == {"created": 1}
+    assert ItemLink.objects.get(crm_id=bad.pk).state == LinkState.OK
 
 
 def test_an_invalid_sync_state_rebuilds_the_folder_and_creates_nothing_twice(

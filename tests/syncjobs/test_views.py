@@ -301,10 +301,10 @@ def test_release_lets_a_quarantined_item_sync_again(
 
     assert response.url == f"/mailboxes/{alice_mailbox.pk}/"
     link.refresh_from_db()
-    assert (link.state, link.error_count, link.last_error, link.next_retry_at) == (LinkState.OK, 0, "", None)
+    assert (link.state, link.error_count, link.last_error, link.next_retry_at) == (LinkState.ERROR, 0, "", None)
     event = AuditEvent.objects.get(action="mailbox.item_released")
     assert (event.actor_name, event.object_id) == ("admin", str(alice_mailbox.pk))
-    assert event.changes["state"] == ["quarantined", "ok"]
+    assert event.changes["state"] == ["quarantined", "error"]
 
 
 def test_release_of_an_item_not_quarantined_changes_nothing(
