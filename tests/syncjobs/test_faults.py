@@ -235,3 +235,23 @@ def test_a_worker_killed_while_creating_500_items_leaves_each_item_once(
     assert ItemLink.objects.filter(state=LinkState.OK).count() == 500
     assert Contact.objects.count() == 500
     assert sync(mailbox).counts["to_exchange"] == {}
+
+
+def test_the_profiles_connection_limit_holds_across_workers(
+    rq_queues: str, mailbox: Any, org: Any, bob: Any, sim: Any
+) -> None:
+    import django_rq
+
+    from tests.conftest import make_mailbox
+
+    mailbox.profile.max_concurrent_connections = 1
+    mailbox.profile.save()
+    other = make_mailbox(org, bob, "bob@example.com", mailbox.profile)
+    now = timezone.now()
+    SyncRun.objects.create(mailbox=other, status=RunStatus.RUNNING, started_at=now, heartbeat_at=now)
+    queued = SyncRun.objects.create(mailbox=mailbox)
+    assert engine.run_sync(queued.pk) is None
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.QUEUED
+    scheduled = django_rq.get_queue("sync").scheduled_job_registry.get_job_ids()
+    assert scheduled == [f"sync_job-{queued.pk}"]  # delivered again a little later
