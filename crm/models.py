@@ -68,6 +68,8 @@ class CrmRecord(models.Model):
     class Meta:
         abstract = True
         base_manager_name = "all_objects"
+        # The sync engine's question: what changed in this organization since the last run.
+        indexes = [models.Index(fields=["organization", "updated_at"], name="%(app_label)s_%(class)s_changed")]
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Every save is a change: a new version and a new updated_at."""

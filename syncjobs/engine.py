@@ -346,8 +346,7 @@ class ActSync:
             states[folder] = FolderState.objects.create(mailbox=mailbox, folder=folder)
         self.states = states
         self.retry: dict[str, list[ItemLink]] = {record_type: [] for record_type in SYNCED_MODELS}
-        retry = Q(state=LinkState.ERROR) | Q(state=LinkState.OK, exchange_id="")
-        for link in ItemLink.objects.filter(retry, mailbox=mailbox):
+        for link in ItemLink.objects.filter(mailbox=mailbox, state=LinkState.ERROR):
             self.retry[link.record_type].append(link)
 
     def summary(self) -> dict[str, Any]:
@@ -401,7 +400,7 @@ class ActSync:
         return plan
 
     def _retry_links(self, plan: Plan) -> list[ItemLink]:
-        """Links that failed last time (and released ones without an item): tried again every run."""
+        """Links that failed last time, or that were released from quarantine: tried again every run."""
         return self.retry[plan.record_type]
 
     def _links(self, plan: Plan) -> Any:

@@ -19,6 +19,7 @@ from audit.models import AuditEvent
 from crm.models import Appointment, Contact
 from mailboxes.models import Mailbox
 from syncjobs import engine
+from syncjobs.backends.base import Result
 from syncjobs.backends.ews import EwsBackend
 from syncjobs.models import ErrorKind, FolderState, ItemLink, LinkState, RunStatus, SyncRun, Trigger
 from syncjobs.scheduler import tick
@@ -255,3 +256,23 @@ def test_the_profiles_connection_limit_holds_across_workers(
     assert queued.status == RunStatus.QUEUED
     scheduled = django_rq.get_queue("sync").scheduled_job_registry.get_job_ids()
     assert scheduled == [f"sync_job-{queued.pk}"]  # delivered again a little later
+
+
+class NoIdOnCreate(EwsBackend):
+    """Exchange may answer a create without the new item's id."""
+
+    def create_items(self, folder: str, items: list) -> list:
+        return [Result(change_key=r.change_key, error=r.error) for r in super().create_items(folder, items)]
+
+
+def test_a_create_answered_without_an_id_is_found_by_its_stamp(mailbox: Any, org: Any, alice: Any, sim: Any) -> None:
+    [c] = contacts(org, alice, 1)
+    run = SyncRun.objects.create(mailbox=mailbox, trigger=Trigger.MANUAL)
+    assert engine.run_sync(run.pk, backend=NoIdOnCreate(mailbox)).status == RunStatus.SUCCEEDED
+    assert ItemLink.objects.get(crm_id=c.pk).exchange_id == ""
+    sync(mailbox)
+    [item] = items(sim, "contacts")
+    assert ItemLink.objects.get(crm_id=c.pk).exchange_id == item["id"]
+    sim.control.clear_requests()
+    assert sync(mailbox).counts["to_exchange"] == {}
+    assert [r["operation"] for r in sim.control.requests()] == ["SyncFolderItems"] * 3
