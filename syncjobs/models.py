@@ -206,6 +206,17 @@ class SyncRun(models.Model):
     def count(self, direction: str, action: str) -> int:
         return int(self.counts.get(direction, {}).get(action, 0))
 
+    def other_counts(self) -> list[tuple[str, int]]:
+        """The counts besides creates, updates and deletes that are not zero, in words."""
+        labels = (
+            ("unlinked", _("unlinked")),
+            ("removed_in_mailbox", _("removed in mailbox")),
+            ("conflicts", _("conflicts")),
+            ("failed", _("failed")),
+            ("quarantined", _("quarantined")),
+        )
+        return [(label, self.counts[key]) for key, label in labels if self.counts.get(key)]
+
 
 class TestRunStatus(models.TextChoices):
     __test__ = False

@@ -67,3 +67,8 @@ def test_sync_mailbox_refuses_while_another_run_holds_the_mailbox(mailbox: Any, 
     SyncRun.objects.create(mailbox=mailbox, status=RunStatus.RUNNING, started_at=now, heartbeat_at=now)
     with pytest.raises(CommandError, match="Another run"):
         call_command("sync_mailbox", "alice@example.com", stdout=StringIO())
+
+
+def test_a_run_names_only_the_counts_that_are_not_zero() -> None:
+    run = SyncRun(counts={"to_exchange": {"created": 2}, "unlinked": 0, "conflicts": 1, "failed": 3})
+    assert [(str(label), n) for label, n in run.other_counts()] == [("conflicts", 1), ("failed", 3)]
