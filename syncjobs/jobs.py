@@ -27,11 +27,12 @@ TEST_QUEUE = "default"
 def _enqueue(queue: str, func: Any, object_id: Any, delay: timedelta | None = None) -> None:
     def send() -> None:
         q = django_rq.get_queue(queue)
-        job_id = f"{func.__name__}-{object_id}"
+        # The row holds the outcome: RQ keeps no result, and the id is free again at once.
+        options = {"job_id": f"{func.__name__}-{object_id}", "result_ttl": 0}
         if delay:  # needs a worker started --with-scheduler
-            q.enqueue_in(delay, func, str(object_id), job_id=job_id)
+            q.enqueue_in(delay, func, str(object_id), **options)
         else:
-            q.enqueue(func, str(object_id), job_id=job_id)
+            q.enqueue(func, str(object_id), **options)
 
     transaction.on_commit(send)
 
