@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +38,29 @@ class Actor:
 
 
 def client_ip(request: HttpRequest) -> str | None:
+    """The client's address: from CLIENT_IP_HEADER behind proxies, else the socket's.
+
+    1. Each proxy appends the address it received the request from, so the header reads
+       "whatever the client sent, ..., added by proxy 1, ..., added by proxy N". Only the
+       last TRUSTED_PROXY_COUNT entries are trustworthy: take the TRUSTED_PROXY_COUNT-th from
+       the right, never the first (the client can send any header it likes).
+    2. A value that is not an IP address is ignored (the audit log's column holds addresses).
+    3. Otherwise, and without a header, the socket's address (REMOTE_ADDR).
+    """
     header = settings.CLIENT_IP_HEADER
     if header:
-        forwarded = request.headers.get(header, "")
-        # The first address is the client; proxies append theirs.
-        first = forwarded.split(",")[0].strip()
-        if first:
-            return first
-    return request.META.get("REMOTE_ADDR") or None
+        entries = [entry.strip() for entry in request.headers.get(header, "").split(",")]
+        count = settings.TRUSTED_PROXY_COUNT
+        if count >= 1 and len(entries) >= count and (address := _ip_address(entries[-count])):
+            return address
+    return _ip_address(request.META.get("REMOTE_ADDR", ""))
+
+
+def _ip_address(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
 
 
 def record(

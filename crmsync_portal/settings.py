@@ -8,11 +8,14 @@ only when DEBUG is off.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 from crmsync_portal.lib import local_secrets
@@ -21,7 +24,12 @@ from crmsync_portal.lib.env import envbool, envint, envlist, envstr
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 
-DEBUG = envbool("DEBUG", True)
+# DEBUG is off unless set. The development commands turn it on when it is not set: the run
+# command (`manage.py runportal`, which `./portal run` runs) and the test suite. Their child
+# processes (web server, worker, seed_demo) inherit it through the environment.
+if "DEBUG" not in os.environ and (sys.argv[1:2] == ["runportal"] or "pytest" in sys.modules):
+    os.environ["DEBUG"] = "true"
+DEBUG = envbool("DEBUG", False)
 
 SECRET_KEY = envstr("SECRET_KEY")
 # Fernet keys, comma-separated; the first encrypts, all of them decrypt.
@@ -52,6 +60,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_rq",
+    "axes",
     "crmsync_portal",
     "audit",
     "mailboxes",
@@ -69,6 +78,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Last, so that it sees the sign-in views' responses (django-axes' requirement).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "crmsync_portal.urls"
@@ -115,13 +127,20 @@ RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
     "sync": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 900},
 }
-RQ_SHOW_ADMIN_LINK = True
+# Off: django-rq's copy of the dashboard inside the Django admin would let any staff user in.
+# The dashboard is at /django-rq/, for superusers only (urls.py).
+RQ_SHOW_ADMIN_LINK = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out user name or address before the password is checked.
+    "crmsync_portal.auth.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -143,14 +162,50 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
+SESSION_COOKIE_AGE = envint("SESSION_HOURS", 12) * 3600
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# HSTS for subdomains and the browsers' preload list bind every site of the domain to HTTPS:
+# the operator's choice (the variables above), not something `check --deploy` should nag about.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Behind a proxy that terminates TLS: the header by which it says the request came over HTTPS
+# (for example X-Forwarded-Proto). Set it only if the proxy always sets or strips that header.
+if _proxy_ssl_header := envstr("PROXY_SSL_HEADER"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Scripts and styles only from the portal's own static files: no inline scripts or handlers.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
 
 # Behind a reverse proxy, the header that carries the client's address for the
 # audit log (for example X-Forwarded-For); empty = use the socket's address.
 CLIENT_IP_HEADER = envstr("CLIENT_IP_HEADER")
+# How many proxies in front of the portal append to CLIENT_IP_HEADER: the client's address
+# is the one the outermost of them added, the TRUSTED_PROXY_COUNT-th from the right.
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 1)
+
+# Sign-in throttle (django-axes): after LOGIN_FAILURE_LIMIT failed sign-ins, that user name
+# and, separately, that address are refused for LOGIN_COOLOFF_MINUTES; a success resets both.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "audit.log.client_ip"
+AXES_LOCKOUT_CALLABLE = "crmsync_portal.views.locked_out"
+AXES_VERBOSE = False
 
 PAGE_SIZE = envint("PAGE_SIZE", 50)
 
@@ -160,4 +215,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    # django-axes logs every sign-in at INFO; lockouts and failures are WARNING.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -2,9 +2,19 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, include, path
+from django_rq.urls import urlpatterns as django_rq_urlpatterns
 
 from crmsync_portal import views
+
+# The queue dashboard, for superusers only (django-rq lets any staff user in).
+rq_urls = (
+    [
+        URLPattern(p.pattern, views.superuser_required(p.callback), p.default_args, p.name)
+        for p in django_rq_urlpatterns
+    ],
+    "django_rq",
+)
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -15,5 +25,5 @@ urlpatterns = [
     path("", include("syncjobs.urls")),
     path("", include("crm.urls")),
     path("django-admin/", admin.site.urls),
-    path("django-rq/", include("django_rq.urls")),
+    path("django-rq/", include(rq_urls)),
 ]

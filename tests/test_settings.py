@@ -141,8 +141,24 @@ def test_without_debug_and_with_both_secrets_the_settings_load(tmp_path: Path) -
     assert not (tmp_path / "var" / "local_secrets.json").exists()
 
 
-def test_with_debug_the_secrets_are_generated_into_var(tmp_path: Path) -> None:
+def test_debug_is_off_unless_set(tmp_path: Path) -> None:
     result = load_settings(tmp_path)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off." in result.stderr
+    assert not (tmp_path / "var" / "local_secrets.json").exists()
+
+
+def test_the_run_command_turns_debug_on_when_unset(tmp_path: Path) -> None:
+    show = "import sys; sys.argv = ['manage.py', 'runportal']; " + SHOW_SETTINGS
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "ENCRYPTION_KEYS", "DEBUG"}}
+    clean |= {"DJANGO_SETTINGS_MODULE": "crmsync_portal.settings", "VAR_DIR": str(tmp_path / "var")}
+    result = subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True ")
+
+
+def test_with_debug_the_secrets_are_generated_into_var(tmp_path: Path) -> None:
+    result = load_settings(tmp_path, DEBUG="true")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True ['localhost', '127.0.0.1', '[::1]'] 1"
     assert (tmp_path / "var" / "local_secrets.json").exists()

@@ -4,7 +4,8 @@
    VAR_DIR/redis, and pass its URL to every child process as REDIS_URL.
 2. If the ``ewsim`` package is importable, start the EWS simulator on a free port (data in
    VAR_DIR/ewsim.sqlite3) and wait until it answers.
-3. ``migrate --noinput``, then, unless --no-demo, ``seed_demo --ews-url ...``.
+3. ``migrate --noinput``, then, unless --no-demo or DEBUG is set to off, ``seed_demo --ews-url ...``.
+   (Unset, DEBUG is on for this command: see settings.py.)
 4. Start the RQ worker (with its scheduler), the portal's scheduler when that command exists,
    and ``runserver --noreload``.
 5. Print where everything runs, then supervise: when a child exits, stop the rest and exit
@@ -222,6 +223,10 @@ class Command(BaseCommand):
     def _prepare_database(self, ewsim_port: str | None, no_demo: bool) -> str:
         self._run_step(manage("migrate", "--noinput"))
         if no_demo:
+            return ""
+        if not settings.DEBUG:
+            # Set explicitly to off (unset, it is on for this command): seed_demo would refuse.
+            self.stderr.write("Warning: DEBUG is off; starting without demo data (seed_demo runs only with DEBUG on).")
             return ""
         if "seed_demo" not in get_commands():
             self.stderr.write("Warning: no seed_demo command yet; starting without demo data.")

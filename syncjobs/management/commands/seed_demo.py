@@ -16,12 +16,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from audit.log import Actor
 from crm.models import Account, Appointment, Contact, Lead, Task
+from crmsync_portal.lib.env import envbool
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Membership, Organization, ProfileKind, Role
 from syncjobs.models import TestRun
 from syncjobs.testenable import run_test
@@ -53,8 +54,21 @@ class Command(BaseCommand):
             help="EWS endpoint of the simulator (default: %(default)s).",
         )
         parser.add_argument("--password", help="Password for the demo people (default: a new random one).")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even with DEBUG off. It makes the user named admin a superuser and resets the passwords "
+            "of admin, approver, auditor, alice and bob: never on a database with real people.",
+        )
 
-    def handle(self, *args: Any, ews_url: str, password: str | None, **options: Any) -> None:
+    def handle(self, *args: Any, ews_url: str, password: str | None, force: bool = False, **options: Any) -> None:
+        # The configured DEBUG, as settings read it: test runners turn settings.DEBUG off.
+        if not envbool("DEBUG", False) and not force:
+            raise CommandError(
+                "seed_demo refuses to run with DEBUG off: it makes the user named admin a superuser and resets "
+                "the passwords of admin, approver, auditor, alice and bob. For a demo, set DEBUG=true; to run it "
+                "on this database anyway, add --force."
+            )
         password = password or secrets.token_urlsafe(12)
         actor = Actor.system("seed_demo")
         with transaction.atomic():
