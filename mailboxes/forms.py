@@ -8,10 +8,15 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
+from crmsync_portal.lib.fields import can_decrypt, is_set, stored_value
 from mailboxes.models import (
+    PROFILE_ENDPOINT_FIELDS,
     ActMethod,
     ApprovalStatus,
+    AuthType,
+    CredentialsSource,
     EmailServerProfile,
     IncomingMethod,
     Mailbox,
@@ -23,25 +28,70 @@ from mailboxes.models import (
 )
 
 KEEP_SECRET_HELP = _("A value is stored. Leave this empty to keep it.")
+REENTER_ON_SERVER_CHANGE_HELP = _(
+    "If you change the server (its type, address, port, TLS or autodiscover), enter it again: "
+    "a stored secret is never sent to a new server."
+)
+SERVER_CHANGED = _("The server changed: enter the %(secret)s again.")
+NOT_DECRYPTABLE = _("The stored %(secret)s cannot be decrypted with the current ENCRYPTION_KEYS: enter it again.")
 
 
 class SecretFieldsMixin:
-    """Secrets are write-only: never rendered back; an empty field keeps the stored value."""
+    """Secrets are write-only: never rendered back; an empty field keeps the stored value.
+
+    A stored secret is kept as its token, without decrypting it, unless it cannot be
+    decrypted or the server it would be sent to changed (``secrets_must_be_reentered``):
+    then it is required again where the connection uses it, and dropped where it does not.
+    """
 
     secret_fields: tuple[str, ...] = ()
 
     def _setup_secrets(self) -> None:
+        self.undecryptable: list[str] = []
         for name in self.secret_fields:
             field = self.fields[name]
             field.widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
             field.required = False
-            if getattr(self.instance, name):
+            if not is_set(self.instance, name):
+                continue
+            if can_decrypt(self.instance, name):
                 field.help_text = KEEP_SECRET_HELP
+            else:
+                self.undecryptable.append(name)
+                field.help_text = self._secret_message(NOT_DECRYPTABLE, name)
 
+    @property
+    def secret_problems(self) -> list[str]:
+        """What the page says above the form about stored secrets it cannot use."""
+        return [self._secret_message(NOT_DECRYPTABLE, name) for name in self.undecryptable]
+
+    def _secret_message(self, message: Any, name: str) -> str:
+        return message % {"secret": self.instance._meta.get_field(name).verbose_name}
+
+    def secrets_must_be_reentered(self) -> bool:
+        return False
+
+    def secret_in_use(self, name: str, cleaned: dict[str, Any]) -> bool:
+        return True
+
+    @sensitive_variables()
     def _keep_secrets(self, cleaned: dict[str, Any]) -> None:
+        """1. A typed secret is used. 2. None stored: stays empty.
+
+        3. Stored, but undecryptable or for another server: required again if in use, else dropped.
+        4. Otherwise the stored token is kept as it is.
+        """
+        reenter = self.secrets_must_be_reentered()
         for name in self.secret_fields:
-            if not cleaned.get(name):
-                cleaned[name] = getattr(self.instance, name)
+            if name not in cleaned or cleaned[name] or not is_set(self.instance, name):
+                continue
+            problem = NOT_DECRYPTABLE if name in self.undecryptable else SERVER_CHANGED if reenter else None
+            if problem is None:
+                cleaned[name] = stored_value(self.instance, name)
+            elif self.secret_in_use(name, cleaned):
+                self.add_error(name, self._secret_message(problem, name))
+            else:
+                cleaned[name] = ""
 
 
 class DateTimeInput(forms.DateTimeInput):
@@ -81,10 +131,24 @@ class ProfileForm(SecretFieldsMixin, forms.ModelForm):
         super().__init__(*args, **kwargs)
         self._setup_secrets()
         _setup_organization(self, admin_org_ids)
+        if not self.instance._state.adding:
+            for name in self.secret_fields:
+                field = self.fields[name]
+                field.help_text = f"{field.help_text} {REENTER_ON_SERVER_CHANGE_HELP}".strip()
 
     def clean_name(self) -> str:
         return self.cleaned_data["name"].strip()
 
+    def secrets_must_be_reentered(self) -> bool:
+        return not self.instance._state.adding and any(name in self.changed_data for name in PROFILE_ENDPOINT_FIELDS)
+
+    def secret_in_use(self, name: str, cleaned: dict[str, Any]) -> bool:
+        oauth = cleaned.get("auth_type") == AuthType.OAUTH2
+        if name == "oauth_client_secret":
+            return oauth
+        return cleaned.get("credentials_source") == CredentialsSource.PROFILE and not oauth
+
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         self._keep_secrets(cleaned)
@@ -142,6 +206,11 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
     def clean_address(self) -> str:
         return self.cleaned_data["address"].strip().lower()
 
+    def secret_in_use(self, name: str, cleaned: dict[str, Any]) -> bool:
+        profile = cleaned.get("profile")
+        return bool(profile and profile.credentials_source == CredentialsSource.MAILBOX)
+
+    @sensitive_variables()
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         self._keep_secrets(cleaned)
@@ -164,13 +233,8 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         if mapped is None:
             return
         if mapped.organization_id not in self.admin_org_ids:
-            self.add_error(
-                "address",
-                _(
-                    "This address is mapped to a mailbox of another organization; "
-                    "an administrator there must release it."
-                ),
-            )
+            # Say no more: which addresses other organizations use is theirs to know.
+            self.add_error("address", _("This address is not available."))
         elif not cleaned.get("confirm_remap"):
             self.add_error(
                 "address",
@@ -185,7 +249,7 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
         if profile and profile.credentials_source == "mailbox":
             if not cleaned.get("username"):
                 self.add_error("username", _("This server profile uses each mailbox's own credentials: enter them."))
-            if not cleaned.get("password"):
+            if not cleaned.get("password") and "password" not in self.errors:
                 self.add_error("password", _("This server profile uses each mailbox's own credentials: enter them."))
 
     def validate_constraints(self) -> None:

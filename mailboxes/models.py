@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from audit.log import Actor
 from audit.mixins import AuditedModel
-from crmsync_portal.lib.fields import EncryptedTextField
+from crmsync_portal.lib.fields import EncryptedTextField, is_set
 
 
 class Role(models.TextChoices):
@@ -171,6 +171,20 @@ PROFILE_CONNECTION_FIELDS = (
     "outgoing_tls",
 )
 
+# Where the credentials are sent: a change to any of these needs the secrets typed again, or
+# whoever can edit the profile could point it at their own server and receive the stored password.
+PROFILE_ENDPOINT_FIELDS = (
+    "kind",
+    "ews_url",
+    "use_autodiscover",
+    "incoming_host",
+    "incoming_port",
+    "incoming_tls",
+    "outgoing_host",
+    "outgoing_port",
+    "outgoing_tls",
+)
+
 
 class EmailServerProfile(AuditedModel):
     audit_name = "server_profile"
@@ -267,7 +281,7 @@ class EmailServerProfile(AuditedModel):
                 if self.kind != ProfileKind.EXCHANGE_ONLINE:
                     errors["auth_type"] = _("OAuth 2.0 is available for Exchange Online only.")
                 for name in ("oauth_tenant_id", "oauth_client_id", "oauth_client_secret"):
-                    if not getattr(self, name):
+                    if not is_set(self, name):
                         errors[name] = _("Required for OAuth 2.0.")
         else:
             for name in ("incoming_host", "incoming_port", "outgoing_host", "outgoing_port"):
@@ -285,6 +299,12 @@ class EmailServerProfile(AuditedModel):
     def connection_changed(self) -> bool:
         loaded = getattr(self, "_audit_loaded", {})
         return any(loaded.get(name) != self.__dict__.get(name) for name in PROFILE_CONNECTION_FIELDS)
+
+    def uses_secret(self, name: str) -> bool:
+        """Whether a connection sends this secret, with the settings as they are now."""
+        if name == "oauth_client_secret":
+            return self.auth_type == AuthType.OAUTH2
+        return self.credentials_source == CredentialsSource.PROFILE and self.auth_type != AuthType.OAUTH2
 
     def save_audited(self, actor: Actor, action: str | None = None, **save_kwargs: Any) -> None:
         """Save and audit; changed connection settings or credentials reset the mailboxes' tests.
@@ -613,7 +633,8 @@ class Mailbox(AuditedModel):
     @property
     def connection_changed(self) -> bool:
         loaded = getattr(self, "_audit_loaded", {})
-        return any(loaded.get(name) != getattr(self, attname) for name, attname in MAILBOX_CONNECTION_FIELDS)
+        # __dict__, not getattr: the password is compared as stored, without decrypting it.
+        return any(loaded.get(name) != self.__dict__.get(attname) for name, attname in MAILBOX_CONNECTION_FIELDS)
 
     def reset_tests(self) -> list[str]:
         """Set every channel's test back to Not run and disable it (unsaved); returns the fields to save."""

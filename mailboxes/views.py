@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
 from audit.log import Actor, record
@@ -35,6 +36,9 @@ from syncjobs.health import failing_share, is_failing
 from syncjobs.views import mailbox_sync_context
 
 HISTORY_LIMIT = 50
+
+# The views that receive secrets: error pages and error emails show them as stars.
+SECRET_POST_PARAMETERS = ("password", "oauth_client_secret")
 
 
 def _history(obj: Any) -> Any:
@@ -86,6 +90,8 @@ def _save_profile(request: HttpRequest, form: ProfileForm) -> EmailServerProfile
     return profile
 
 
+@sensitive_post_parameters(*SECRET_POST_PARAMETERS)
+@sensitive_variables()
 @role_required(*ADMIN)
 def profile_create(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, admin_org_ids=org_ids(request.user, ADMIN))
@@ -96,6 +102,8 @@ def profile_create(request: HttpRequest) -> HttpResponse:
     return render(request, "mailboxes/profile_form.html", {"form": form})
 
 
+@sensitive_post_parameters(*SECRET_POST_PARAMETERS)
+@sensitive_variables()
 @role_required(*ADMIN)
 def profile_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     profile = get_profile_for_user(request, pk)
@@ -179,6 +187,8 @@ def _save_mailbox(request: HttpRequest, form: MailboxForm) -> Mailbox | None:
     return mailbox
 
 
+@sensitive_post_parameters(*SECRET_POST_PARAMETERS)
+@sensitive_variables()
 @role_required(*ADMIN)
 def mailbox_create(request: HttpRequest) -> HttpResponse:
     form = MailboxForm(request.POST or None, admin_org_ids=org_ids(request.user, ADMIN))
@@ -197,6 +207,8 @@ def mailbox_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     return render(request, "mailboxes/mailbox_detail.html", ctx)
 
 
+@sensitive_post_parameters(*SECRET_POST_PARAMETERS)
+@sensitive_variables()
 @role_required(*ADMIN)
 def mailbox_edit(request: HttpRequest, pk: Any) -> HttpResponse:
     mailbox = get_mailbox_for_user(request, pk)
