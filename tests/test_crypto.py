@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 
+from audit.log import MASK
+from audit.models import AuditEvent
 from crmsync_portal.lib import crypto
 from crmsync_portal.lib.crypto import DecryptionError
 from mailboxes.models import EmailServerProfile, Mailbox, Organization
@@ -71,10 +74,12 @@ def test_an_empty_secret_stays_empty(org: Organization) -> None:
     assert EmailServerProfile.objects.get(pk=profile.pk).password == ""
 
 
-def test_a_wrong_key_gives_a_clear_error(profile: EmailServerProfile, settings: Any) -> None:
+def test_a_wrong_key_gives_a_clear_error_when_the_secret_is_read(profile: EmailServerProfile, settings: Any) -> None:
     settings.ENCRYPTION_KEYS = [new_key()]
+    loaded = EmailServerProfile.objects.get(pk=profile.pk)  # loading a row decrypts nothing
+    assert loaded.name == profile.name
     with pytest.raises(DecryptionError, match="cannot be decrypted with the configured ENCRYPTION_KEYS"):
-        EmailServerProfile.objects.get(pk=profile.pk)
+        loaded.password  # noqa: B018
 
 
 def test_a_corrupt_token_gives_a_clear_error() -> None:
@@ -97,7 +102,7 @@ def test_rotate_keys_re_encrypts_with_the_first_key(
     # Without the old key it would not (so the steps below prove something).
     settings.ENCRYPTION_KEYS = [new]
     with pytest.raises(DecryptionError):
-        EmailServerProfile.objects.get(pk=profile.pk)
+        EmailServerProfile.objects.get(pk=profile.pk).password  # noqa: B018
 
     # 2. Rotate with both keys configured.
     settings.ENCRYPTION_KEYS = [new, *old]
@@ -117,6 +122,65 @@ def test_rotate_keys_re_encrypts_with_the_first_key(
 def test_rotate_keys_refuses_a_secret_no_key_decrypts(profile: EmailServerProfile, settings: Any) -> None:
     [before] = stored()
     settings.ENCRYPTION_KEYS = [new_key()]
-    with pytest.raises(DecryptionError):
+    with pytest.raises(CommandError, match=f"EmailServerProfile {profile.pk} cannot be decrypted"):
         call_command("rotate_keys", stdout=StringIO())
     assert stored() == [before]
+    assert not AuditEvent.objects.filter(action__endswith=".secrets_reencrypted").exists()
+
+
+def test_rotate_keys_audits_each_rotated_row_without_the_secret(
+    profile: EmailServerProfile, alice_mailbox: Mailbox, settings: Any
+) -> None:
+    settings.ENCRYPTION_KEYS = [new_key(), *settings.ENCRYPTION_KEYS]
+    call_command("rotate_keys", stdout=StringIO())
+
+    [event] = AuditEvent.objects.filter(action="server_profile.secrets_reencrypted")
+    assert event.object_id == str(profile.pk)
+    assert event.actor_name == "rotate_keys"
+    assert event.organization_id == profile.organization_id
+    assert event.changes == {"password": [MASK, MASK]}
+    assert PLAINTEXT not in str(event.changes)
+    # alice's mailbox has no password of its own: nothing to rotate, nothing recorded.
+    assert not AuditEvent.objects.filter(action="mailbox.secrets_reencrypted").exists()
+
+
+def save_meanwhile(monkeypatch: pytest.MonkeyPatch, profile: EmailServerProfile, passwords: list[str]) -> None:
+    """Make a save of the profile's password happen between rotate_keys' read and its write."""
+    real_rotate = crypto.rotate
+
+    def rotate_after_a_concurrent_save(token: str) -> str:
+        if passwords:
+            EmailServerProfile.objects.filter(pk=profile.pk).update(password=passwords.pop(0))
+        return real_rotate(token)
+
+    monkeypatch.setattr(crypto, "rotate", rotate_after_a_concurrent_save)
+
+
+def test_rotate_keys_never_overwrites_a_password_saved_while_it_runs(
+    profile: EmailServerProfile, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = new_key()
+    settings.ENCRYPTION_KEYS = [new, *settings.ENCRYPTION_KEYS]
+    save_meanwhile(monkeypatch, profile, ["saved-while-rotating"])
+    out = StringIO()
+    call_command("rotate_keys", stdout=out)
+
+    # The changed row was read again and rotated: the new password, under the new key only.
+    settings.ENCRYPTION_KEYS = [new]
+    assert EmailServerProfile.objects.get(pk=profile.pk).password == "saved-while-rotating"
+    assert "Re-encrypted 1 secret(s)." in out.getvalue()
+    assert AuditEvent.objects.filter(action="server_profile.secrets_reencrypted").count() == 1
+
+
+def test_rotate_keys_skips_a_row_that_changes_twice(
+    profile: EmailServerProfile, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.ENCRYPTION_KEYS = [new_key(), *settings.ENCRYPTION_KEYS]
+    save_meanwhile(monkeypatch, profile, ["first-save", "second-save"])
+    out = StringIO()
+    call_command("rotate_keys", stdout=out)
+
+    assert EmailServerProfile.objects.get(pk=profile.pk).password == "second-save"
+    assert "Re-encrypted 0 secret(s)." in out.getvalue()
+    assert "1 secret(s) were changed twice" in out.getvalue()
+    assert not AuditEvent.objects.filter(action="server_profile.secrets_reencrypted").exists()
