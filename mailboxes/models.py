@@ -569,6 +569,11 @@ class Mailbox(AuditedModel):
         return org.require_approval_user_mailboxes
 
     @property
+    def password_stored(self) -> bool:
+        """Whether the mailbox has a password of its own, without decrypting it."""
+        return is_set(self, "password")
+
+    @property
     def needs_own_credentials(self) -> bool:
         return bool(self.profile and self.profile.credentials_source == CredentialsSource.MAILBOX)
 

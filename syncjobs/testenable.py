@@ -19,6 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.log import Actor, record
+from crmsync_portal.lib.crypto import DecryptionError
+from crmsync_portal.lib.fields import is_set, stored_value
 from mailboxes.models import Channel, CredentialsSource, IncomingMethod, Mailbox, ProfileKind, TestStatus
 from syncjobs.backends.base import CHANNEL_FOLDERS
 from syncjobs.errors import PermanentError, SyncError, TransientError
@@ -44,7 +46,7 @@ def gate_problem(mailbox: Mailbox, channel: str) -> str:
             f"The server profile “{profile.name}” ({profile.get_kind_display()}) carries email only: "
             "appointments, contacts and tasks cannot sync through it."
         )
-    if mailbox.needs_own_credentials and not mailbox.password and profile.auth_type != "oauth2":
+    if mailbox.needs_own_credentials and not is_set(mailbox, "password") and profile.auth_type != "oauth2":
         return "The server profile uses each mailbox's own credentials, and this mailbox has no password."
     return ""
 
@@ -151,6 +153,8 @@ def backend_for(mailbox: Mailbox) -> Any:
 def _message(error: Exception) -> str:
     if isinstance(error, SyncError):
         return str(error)
+    if isinstance(error, DecryptionError):
+        return f"{error} Enter the password again on the server profile or the mailbox."
     return f"Unexpected error ({type(error).__name__}): {error}"
 
 
@@ -202,7 +206,8 @@ def check_channels(mailbox: Mailbox) -> dict[str, dict[str, str]]:
 
 def _fingerprint(mailbox: Mailbox) -> tuple[Any, ...]:
     profile = mailbox.profile
-    return (mailbox.address, mailbox.profile_id, mailbox.username, mailbox.password, profile and profile.updated)
+    password = stored_value(mailbox, "password")  # compared as stored: no key needed
+    return (mailbox.address, mailbox.profile_id, mailbox.username, password, profile and profile.updated)
 
 
 def run_test(test_id: Any) -> TestRun | None:

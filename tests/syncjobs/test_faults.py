@@ -276,3 +276,31 @@ def test_a_create_answered_without_an_id_is_found_by_its_stamp(mailbox: Any, org
     sim.control.clear_requests()
     assert sync(mailbox).counts["to_exchange"] == {}
     assert [r["operation"] for r in sim.control.requests()] == ["SyncFolderItems"] * 3
+
+
+def test_a_password_the_keys_cannot_decrypt_disables_the_channel_with_what_to_do(
+    mailbox: Any, sim: Any, settings: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the key that encrypted the password is gone
+    run = sync(mailbox)
+    assert (run.status, run.error_kind) == (RunStatus.FAILED, ErrorKind.PERMANENT)
+    assert "cannot be decrypted" in run.error and "Enter the password again" in run.error
+    mailbox.refresh_from_db()
+    assert not mailbox.enabled_act
+
+
+def test_the_mailbox_page_works_when_its_own_password_cannot_be_decrypted(
+    org: Any, alice: Any, admin: Any, settings: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from tests.conftest import client_for, make_mailbox, make_profile
+
+    profile = make_profile(org, "Own credentials", credentials_source="mailbox", username="")
+    box = make_mailbox(org, alice, "alice@example.com", profile, username="alice", password="alice-pw")
+    settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    response = client_for(admin).get(f"/mailboxes/{box.pk}/")
+    assert response.status_code == 200
+    assert "alice@example.com" in response.content.decode()
