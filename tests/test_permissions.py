@@ -36,6 +36,7 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     #                                anon   apprv  audit  alice  charl  outsd  staff  admin
     ("home", "GET"):                 (LOGIN, MOVED, MOVED, OK,    OK,    MOVED, OK,    MOVED),
     ("login", "GET"):                (OK,    MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED),
+    ("favicon", "GET"):              (301,   301,   301,   301,   301,   301,   301,   301),
     ("logout", "GET"):               (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("logout", "POST"):              (MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED),
     ("audit-log", "GET"):            (LOGIN, DENY,  OK,    DENY,  DENY,  OK,    DENY,  OK),

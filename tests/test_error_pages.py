@@ -1,0 +1,56 @@
+"""Every error page has the portal's layout and says what to do (issue 7, item 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.test import Client, RequestFactory
+from django.views.defaults import bad_request, server_error
+
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+LAYOUT = 'class="navbar-brand"'
+
+
+def test_a_missing_page_has_the_layout_and_a_way_home(admin: Any) -> None:
+    response = client_for(admin).get("/no-such-page/")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert LAYOUT in html and "Page not found" in html and 'href="/"' in html
+    assert "Sign out" in html  # the menu is there for a signed-in person
+
+
+def test_a_refused_page_says_to_ask_an_administrator(approver: Any) -> None:
+    response = client_for(approver).get("/mailboxes/")
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert LAYOUT in html and "ask an administrator" in html
+
+
+def test_an_expired_form_says_to_reload(admin: Any) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin)
+    response = client.post("/profiles/new/", {"name": "x"})
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert LAYOUT in html and "The form had expired" in html
+
+
+def test_server_errors_and_bad_requests_have_the_layout() -> None:
+    request = RequestFactory().get("/")
+    request.user = AnonymousUser()
+    for view, status, text in ((server_error, 500, "Something went wrong"), (bad_request, 400, "Bad request")):
+        response = view(request) if view is server_error else view(request, exception=None)
+        html = response.content.decode()
+        assert response.status_code == status
+        assert LAYOUT in html and text in html
+
+
+def test_the_favicon_is_served() -> None:
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 301
+    assert response.url.endswith("favicon.svg")
