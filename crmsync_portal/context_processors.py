@@ -12,4 +12,6 @@ def portal(request: HttpRequest) -> dict[str, Any]:
     return {
         "site_name": settings.SITE_NAME,
         "roles": roles_of(request.user) if request.user.is_authenticated else frozenset(),
+        # The first part of the path: the menu marks the section the page belongs to.
+        "section": request.path.strip("/").split("/")[0],
     }

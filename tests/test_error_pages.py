@@ -54,3 +54,24 @@ def test_the_favicon_is_served() -> None:
     response = Client().get("/favicon.ico")
     assert response.status_code == 301
     assert response.url.endswith("favicon.svg")
+
+
+def test_signing_out_says_so(admin: Any) -> None:
+    client = client_for(admin)
+    response = client.post("/logout/", follow=True)
+    assert "You are signed out." in response.content.decode()
+
+
+def test_the_menu_marks_the_current_section(admin: Any) -> None:
+    html = client_for(admin).get("/mailboxes/").content.decode()
+    assert 'class="nav-link active" aria-current="page" href="/mailboxes/"' in html
+    assert 'class="nav-link" href="/profiles/"' in html
+
+
+def test_times_show_their_time_zone(admin: Any, alice_mailbox: Any) -> None:
+    from django.utils import timezone
+
+    alice_mailbox.next_sync_at = timezone.now()
+    alice_mailbox.save()
+    html = client_for(admin).get(f"/mailboxes/{alice_mailbox.pk}/").content.decode()
+    assert " UTC</dd>" in html
