@@ -22,7 +22,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -365,16 +364,21 @@ class ActSync:
     # Gather ------------------------------------------------------------------------------------
 
     def _sync_folders(self) -> dict[str, FolderChanges | SyncError]:
-        """SyncFolderItems of every folder at once: a run waits for the slowest, not for the sum."""
+        """SyncFolderItems of every folder, one after the other.
 
-        def one(state: FolderState) -> FolderChanges | SyncError:
+        Not in parallel: exchangelib's session pool deadlocks when a request that runs beside
+        others on the same protocol meets ErrorServerBusy (decrease_poolsize waits for a session
+        while holding the lock that adding one needs).
+        """
+        changes: dict[str, FolderChanges | SyncError] = {}
+        for folder, state in self.states.items():
             try:
-                return self.backend.sync_folder(state.folder, state.sync_state if state.phase != Phase.RESYNC else "")
+                changes[folder] = self.backend.sync_folder(
+                    folder, state.sync_state if state.phase != Phase.RESYNC else ""
+                )
             except InvalidSyncState as error:
-                return error
-
-        with ThreadPoolExecutor(max_workers=len(self.states)) as pool:
-            return dict(zip(self.states, pool.map(one, self.states.values()), strict=True))
+                changes[folder] = error
+        return changes
 
     def gather(self, record_type: str, changes: FolderChanges | SyncError) -> Plan:
         folder = FOLDERS[record_type]

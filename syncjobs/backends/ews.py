@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -174,16 +173,11 @@ class EwsBackend:
         self._account: Account | None = None
         self._root: Root | None = None
         self._failed = False
-        self._lock = threading.Lock()  # folders may be synced from several threads at once
 
     # Connection ---------------------------------------------------------------------------
 
     @property
     def account(self) -> Account:
-        with self._lock:
-            return self._make_account()
-
-    def _make_account(self) -> Account:
         if self._account is None:
             self._account = self._call(
                 lambda: Account(
@@ -201,10 +195,8 @@ class EwsBackend:
     def _folder(self, name: str) -> Any:
         """A distinguished folder, without asking the server for it."""
         mailbox = EwsMailbox(email_address=self.address)
-        account = self.account
-        with self._lock:
-            if self._root is None:
-                self._root = Root(account=account, _distinguished_id=DistinguishedFolderId(id="root", mailbox=mailbox))
+        if self._root is None:
+            self._root = Root(account=self.account, _distinguished_id=DistinguishedFolderId(id="root", mailbox=mailbox))
         cls = FOLDER_CLASSES[name]
         return cls(
             _distinguished_id=DistinguishedFolderId(id=cls.DISTINGUISHED_FOLDER_ID, mailbox=mailbox), root=self._root
