@@ -51,6 +51,7 @@ def prepare(var_dir: str, fresh: bool = True) -> str:
     """Point Django at a fresh database (or, with fresh=False, at the one a parent process
     prepared in var_dir / DATABASE_URL), set it up and migrate; returns the database vendor."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crmsync_portal.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development tool: the generated secrets are fine
     os.environ["VAR_DIR"] = var_dir
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):

@@ -184,6 +184,7 @@ def run() -> int:
 def main() -> int:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crmsync_portal.settings")
+    os.environ.setdefault("DEBUG", "true")  # a development tool: the generated secrets are fine
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):
         recreate_postgres_database(url)
