@@ -739,14 +739,10 @@ class ActSync:
         return True
 
     def _save_link(self, plan: Plan, entry: Entry, new_links: list, changed_links: list) -> None:
-        dec, link = entry.decision, entry.link
-        result = entry.result
-        if link is None:
-            link = ItemLink(mailbox=self.mailbox, record_type=plan.record_type, crm_id=entry.crm_id)
-            new_links.append(link)
-        else:
-            changed_links.append(link)
-            entry.old_base = dict(link.base)
+        dec, result = entry.decision, entry.result
+        if entry.link is not None:
+            entry.old_base = dict(entry.link.base)
+        link = self._link_to_write(plan, entry, new_links, changed_links)
         if dec.create_exchange is not None:
             self.counts["to_exchange"]["created"] += 1
         elif dec.update_exchange:
@@ -795,13 +791,17 @@ class ActSync:
             link.exchange_id, link.change_key = item.item_id, item.change_key
             changed_links.append(link)
 
-    def _fail(self, plan: Plan, entry: Entry, error: Exception, new_links: list, changed_links: list) -> None:
-        link = entry.link
-        if link is None:
+    def _link_to_write(self, plan: Plan, entry: Entry, new_links: list, changed_links: list) -> ItemLink:
+        """The entry's link, or a new one, listed for the commit's bulk insert or update."""
+        if entry.link is None:
             link = ItemLink(mailbox=self.mailbox, record_type=plan.record_type, crm_id=entry.crm_id)
             new_links.append(link)
-        else:
-            changed_links.append(link)
+            return link
+        changed_links.append(entry.link)
+        return entry.link
+
+    def _fail(self, plan: Plan, entry: Entry, error: Exception, new_links: list, changed_links: list) -> None:
+        link = self._link_to_write(plan, entry, new_links, changed_links)
         if entry.item is not None:  # a failed stamp: the next run finds the item by this link
             link.exchange_id = entry.item.item_id
         link.error_count += 1
