@@ -207,7 +207,7 @@ def test_a_worker_killed_while_creating_500_items_leaves_each_item_once(
     mailbox: Any, org: Any, alice: Any, sim: Any
 ) -> None:
     records = contacts(org, alice, 500)
-    sim.control.add_fault("CreateItem", delay_ms=400, count=5)  # a window to kill in
+    sim.control.add_fault("CreateItem", delay_ms=400, count=10)  # every batch is slow: a window to kill in
     worker = subprocess.Popen(
         [sys.executable, str(settings.BASE_DIR / "manage.py"), "sync_mailbox", ALICE],
         env={**os.environ, "DATABASE_URL": database_url()},
