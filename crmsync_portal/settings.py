@@ -147,8 +147,11 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English"))]
+# The language follows the browser (Accept-Language) unless the user picks one in the footer.
+LANGUAGES = [("en", _("English")), ("da", _("Danish"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Date and time formats per language, each with its time zone (crmsync_portal/formats/).
+FORMAT_MODULE_PATH = ["crmsync_portal.formats"]
 TIME_ZONE = envstr("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

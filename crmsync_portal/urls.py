@@ -25,6 +25,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("audit/", views.audit_log, name="audit-log"),
+    # POST language=da|en: the language chooser in the footer of every page.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("", include("mailboxes.urls")),
     path("", include("syncjobs.urls")),
     path("", include("crm.urls")),
