@@ -216,8 +216,28 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "refusal_without_traceback": {"()": "crmsync_portal.logfilters.RefusalWithoutTraceback"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["refusal_without_traceback"],
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    # django-axes logs every sign-in at INFO; lockouts and failures are WARNING.
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        # Replaces Django's default handlers, which printed each of its records a second time
+        # beside the root's console handler.
+        "django": {"handlers": ["mail_admins"], "level": envstr("LOG_LEVEL", "INFO")},
+        # django-axes logs every sign-in at INFO; lockouts and failures are WARNING.
+        "axes": {"level": "WARNING"},
+    },
 }
