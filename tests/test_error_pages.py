@@ -75,3 +75,39 @@ def test_times_show_their_time_zone(admin: Any, alice_mailbox: Any) -> None:
     alice_mailbox.save()
     html = client_for(admin).get(f"/mailboxes/{alice_mailbox.pk}/").content.decode()
     assert " UTC</dd>" in html
+
+
+# The permission matrix of the error pages: every persona gets the page with the layout, and the
+# menu of its own role only; someone signed out gets no menu at all.
+MENU = {
+    "admin": {"/dashboard/", "/mailboxes/", "/profiles/", "/approvals/", "/audit/"},
+    "approver": {"/approvals/"},
+    "auditor": {"/audit/"},
+    "alice": set(),
+    "charlie": set(),
+    "anonymous": set(),
+}
+
+
+@pytest.mark.parametrize("persona", sorted(MENU))
+@pytest.mark.parametrize(("url", "status"), [("/no-such-page/", 404), ("/profiles/", 403)])
+def test_error_pages_show_each_persona_only_its_menu(
+    request: pytest.FixtureRequest, persona: str, url: str, status: int
+) -> None:
+    client = Client() if persona == "anonymous" else client_for(request.getfixturevalue(persona))
+    response = client.get(url)
+    if status == 403 and persona in ("admin", "anonymous"):
+        # Not an error for them: the page itself, or the sign-in page.
+        assert response.status_code == (200 if persona == "admin" else 302)
+        return
+    assert response.status_code == status
+    html = response.content.decode()
+    assert LAYOUT in html
+    nav = html.split("</nav>", 1)[0]
+    shown = {
+        href
+        for href in ("/dashboard/", "/mailboxes/", "/profiles/", "/approvals/", "/audit/")
+        if f'href="{href}"' in nav
+    }
+    assert shown == MENU[persona]
+    assert ("Sign out" in nav) is (persona != "anonymous")
