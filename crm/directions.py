@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from crm.models import Direction, FieldDirection, RecordType
 
@@ -63,14 +64,19 @@ def _resolved(record_type: str, rows: dict[str, str]) -> dict[str, str]:
 def validate_direction(record_type: str, field: str, direction: str) -> None:
     """Raise ValidationError for an unknown type, field or direction, or a one-way always-two-way field."""
     if record_type not in SYNC_FIELDS:
-        raise ValidationError({"record_type": f"Unknown record type {record_type!r}."})
+        raise ValidationError({"record_type": _("Unknown record type %(type)s.") % {"type": repr(record_type)}})
     always = ALWAYS_TWO_WAY.get(record_type, set())
     known = (*SYNC_FIELDS[record_type], *sorted(always - set(SYNC_FIELDS[record_type])))
     if field not in known:
         raise ValidationError(
-            {"field": f"{field!r} is not a synced {record_type} field; use one of {', '.join(known)}."}
+            {
+                "field": _("%(field)s is not a synced %(type)s field; use one of %(fields)s.")
+                % {"field": repr(field), "type": record_type, "fields": ", ".join(known)}
+            }
         )
     if direction not in Direction.values:
-        raise ValidationError({"direction": f"Unknown direction {direction!r}."})
+        raise ValidationError({"direction": _("Unknown direction %(direction)s.") % {"direction": repr(direction)}})
     if field in always and direction != Direction.TWO_WAY:
-        raise ValidationError({"direction": f"The {record_type} {field} always syncs both ways."})
+        raise ValidationError(
+            {"direction": _("The %(type)s %(field)s always syncs both ways.") % {"type": record_type, "field": field}}
+        )

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.log import Actor
 from crm.models import SYNCED_MODELS, ActivityStatus, FilterOperator, Priority, RecordType, SyncFilter
@@ -136,7 +137,7 @@ def _fields_for(record_type: str) -> dict[str, FieldSpec]:
     try:
         return FILTER_FIELDS[record_type]
     except KeyError:
-        raise ValidationError(f"Unknown record type {record_type!r}.") from None
+        raise ValidationError(_("Unknown record type %(type)s.") % {"type": repr(record_type)}) from None
 
 
 def validate_rules(record_type: str, rules: Any) -> dict[str, Any]:
@@ -152,27 +153,35 @@ def validate_rules(record_type: str, rules: Any) -> dict[str, Any]:
 
 
 def _where(path: str) -> str:
-    return f"Rule {path}" if path else "The filter"
+    return _("Rule %(path)s") % {"path": path} if path else _("The filter")
 
 
 def _validate_group(fields: dict[str, FieldSpec], group: Any, path: str, depth: int) -> dict[str, Any]:
     if not isinstance(group, dict):
-        raise ValidationError(f"{_where(path)}: a group must be an object with 'match' and 'rules'.")
+        raise ValidationError(
+            _("%(where)s: a group must be an object with 'match' and 'rules'.") % {"where": _where(path)}
+        )
     unknown = set(group) - {"match", "rules"}
     if unknown:
-        raise ValidationError(f"{_where(path)}: unknown keys {', '.join(sorted(unknown))}.")
+        raise ValidationError(
+            _("%(where)s: unknown keys %(keys)s.") % {"where": _where(path), "keys": ", ".join(sorted(unknown))}
+        )
     match = group.get("match", "all")
     if match not in ("all", "any"):
-        raise ValidationError(f"{_where(path)}: match must be 'all' or 'any', not {match!r}.")
+        raise ValidationError(
+            _("%(where)s: match must be 'all' or 'any', not %(match)s.") % {"where": _where(path), "match": repr(match)}
+        )
     rows = group.get("rules", [])
     if not isinstance(rows, list):
-        raise ValidationError(f"{_where(path)}: 'rules' must be a list.")
+        raise ValidationError(_("%(where)s: 'rules' must be a list.") % {"where": _where(path)})
     normalised = []
     for n, row in enumerate(rows, start=1):
         row_path = f"{path}.{n}" if path else str(n)
         if isinstance(row, dict) and "rules" in row:
             if depth >= MAX_DEPTH:
-                raise ValidationError(f"Rule {row_path}: groups nest at most {MAX_DEPTH} deep.")
+                raise ValidationError(
+                    _("Rule %(path)s: groups nest at most %(depth)d deep.") % {"path": row_path, "depth": MAX_DEPTH}
+                )
             normalised.append(_validate_group(fields, row, row_path, depth + 1))
         else:
             normalised.append(_validate_row(fields, row, row_path))
@@ -180,19 +189,29 @@ def _validate_group(fields: dict[str, FieldSpec], group: Any, path: str, depth: 
 
 
 def _validate_row(fields: dict[str, FieldSpec], row: Any, path: str) -> dict[str, Any]:
-    where = f"Rule {path}"
+    where = _("Rule %(path)s") % {"path": path}
     if not isinstance(row, dict):
-        raise ValidationError(f"{where}: a rule must be an object with 'field', 'operator' and 'value'.")
+        raise ValidationError(
+            _("%(where)s: a rule must be an object with 'field', 'operator' and 'value'.") % {"where": where}
+        )
     unknown = set(row) - {"field", "operator", "value"}
     if unknown:
-        raise ValidationError(f"{where}: unknown keys {', '.join(sorted(unknown))}.")
+        raise ValidationError(
+            _("%(where)s: unknown keys %(keys)s.") % {"where": where, "keys": ", ".join(sorted(unknown))}
+        )
     name, operator = row.get("field"), row.get("operator")
     if not isinstance(name, str) or name not in fields:
-        raise ValidationError(f"{where}: unknown field {name!r}; use one of {', '.join(fields)}.")
+        raise ValidationError(
+            _("%(where)s: unknown field %(field)s; use one of %(fields)s.")
+            % {"where": where, "field": repr(name), "fields": ", ".join(fields)}
+        )
     spec = fields[name]
     if not isinstance(operator, str) or operator not in spec.operators:
         allowed = ", ".join(sorted(spec.operators))
-        raise ValidationError(f"{where}: operator {operator!r} does not apply to {name}; use one of {allowed}.")
+        raise ValidationError(
+            _("%(where)s: operator %(operator)s does not apply to %(field)s; use one of %(allowed)s.")
+            % {"where": where, "operator": repr(operator), "field": name, "allowed": allowed}
+        )
     value = None if operator in NO_VALUE_OPS else _validate_value(spec, operator, row.get("value"), f"{where} ({name})")
     return {"field": name, "operator": str(operator), "value": value}
 
@@ -202,50 +221,77 @@ def _validate_value(spec: FieldSpec, operator: str, value: Any, where: str) -> A
         return _days(value, where)
     if operator == Op.IN:
         if not isinstance(value, list) or not value:
-            raise ValidationError(f"{where}: 'is one of' needs a non-empty list of values.")
+            raise ValidationError(_("%(where)s: 'is one of' needs a non-empty list of values.") % {"where": where})
         return [_scalar(spec, v, where) for v in value]
     return _scalar(spec, value, where)
 
 
 def _days(value: Any, where: str) -> int:
     if isinstance(value, bool):
-        raise ValidationError(f"{where}: the number of days must be a whole number, not {value!r}.")
+        raise ValidationError(
+            _("%(where)s: the number of days must be a whole number, not %(value)s.")
+            % {"where": where, "value": repr(value)}
+        )
     try:
         days = int(value)
     except (TypeError, ValueError):
-        raise ValidationError(f"{where}: the number of days must be a whole number, not {value!r}.") from None
+        raise ValidationError(
+            _("%(where)s: the number of days must be a whole number, not %(value)s.")
+            % {"where": where, "value": repr(value)}
+        ) from None
     if isinstance(value, float) and value != days:
-        raise ValidationError(f"{where}: the number of days must be a whole number, not {value!r}.")
+        raise ValidationError(
+            _("%(where)s: the number of days must be a whole number, not %(value)s.")
+            % {"where": where, "value": repr(value)}
+        )
     if abs(days) > MAX_DAYS:
-        raise ValidationError(f"{where}: the number of days must be between -{MAX_DAYS} and {MAX_DAYS}.")
+        raise ValidationError(
+            _("%(where)s: the number of days must be between -%(max)d and %(max)d.") % {"where": where, "max": MAX_DAYS}
+        )
     return days
 
 
 def _scalar(spec: FieldSpec, value: Any, where: str) -> Any:
     if spec.kind == "text":
         if not isinstance(value, str):
-            raise ValidationError(f"{where}: the value must be text, not {value!r}.")
+            raise ValidationError(
+                _("%(where)s: the value must be text, not %(value)s.") % {"where": where, "value": repr(value)}
+            )
         return value
     if spec.kind == "choice":
         if value not in spec.choices:
-            raise ValidationError(f"{where}: {value!r} is not one of {', '.join(spec.choices)}.")
+            raise ValidationError(
+                _("%(where)s: %(value)s is not one of %(choices)s.")
+                % {"where": where, "value": repr(value), "choices": ", ".join(spec.choices)}
+            )
         return str(value)
     if spec.kind == "bool":
         if isinstance(value, bool):
             return value
         if value in ("true", "false"):
             return value == "true"
-        raise ValidationError(f"{where}: the value must be true or false, not {value!r}.")
+        raise ValidationError(
+            _("%(where)s: the value must be true or false, not %(value)s.") % {"where": where, "value": repr(value)}
+        )
     if spec.kind == "user":
         if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
-            raise ValidationError(f"{where}: the value must be a user id, not {value!r}.")
+            raise ValidationError(
+                _("%(where)s: the value must be a user id, not %(value)s.") % {"where": where, "value": repr(value)}
+            )
         return int(value)
     if spec.kind in ("account", "contact"):
         try:
             return str(uuid.UUID(str(value)))
         except ValueError:
-            raise ValidationError(f"{where}: the value must be the id of an {spec.kind}, not {value!r}.") from None
-    raise ValidationError(f"{where}: this field takes no value.")  # dates: only relative operators
+            message = (
+                _("%(where)s: the value must be the id of an account, not %(value)s.")
+                if spec.kind == "account"
+                else _("%(where)s: the value must be the id of a contact, not %(value)s.")
+            )
+            raise ValidationError(message % {"where": where, "value": repr(value)}) from None
+    raise ValidationError(
+        _("%(where)s: this field takes no value.") % {"where": where}
+    )  # dates: only relative operators
 
 
 # Compiling -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.log import Actor, record
 from crmsync_portal.lib.crypto import DecryptionError
@@ -36,36 +37,42 @@ def gate_problem(mailbox: Mailbox, channel: str) -> str:
     """Why the mailbox cannot use a channel at all, in plain words; "" when nothing stands in the way."""
     profile = mailbox.profile
     if profile is None:
-        return "The mailbox has no email server profile."
+        return _("The mailbox has no email server profile.")
     if not mailbox.address:
-        return "The mailbox has no email address."
+        return _("The mailbox has no email address.")
     if not mailbox.address_ok():
-        return f"The email address {mailbox.address} is not approved ({mailbox.get_approval_status_display()})."
+        return _("The email address %(address)s is not approved (%(status)s).") % {
+            "address": mailbox.address,
+            "status": mailbox.get_approval_status_display(),
+        }
     if channel == Channel.ACT and not profile.carries_act:
-        return (
-            f"The server profile “{profile.name}” ({profile.get_kind_display()}) carries email only: "
+        return _(
+            "The server profile “%(profile)s” (%(kind)s) carries email only: "
             "appointments, contacts and tasks cannot sync through it."
-        )
+        ) % {"profile": profile.name, "kind": profile.get_kind_display()}
     if mailbox.needs_own_credentials and not is_set(mailbox, "password") and profile.auth_type != "oauth2":
-        return "The server profile uses each mailbox's own credentials, and this mailbox has no password."
+        return _("The server profile uses each mailbox's own credentials, and this mailbox has no password.")
     return ""
 
 
 def sync_refusal(mailbox: Mailbox, channel: str) -> str:
     """Why ``mailbox.can_sync(channel)`` is false, in plain words; "" when it may sync."""
     if not mailbox.is_active:
-        return "The mailbox is not active."
+        return _("The mailbox is not active.")
     if mailbox.method(channel) == IncomingMethod.NONE:
-        return f"The sync method of “{Channel(channel).label}” is None."
+        return _("The sync method of “%(channel)s” is None.") % {"channel": Channel(channel).label}
     problem = gate_problem(mailbox, channel)
     if problem:
         return problem
     if getattr(mailbox, f"test_{channel}") != TestStatus.SUCCESS:
         status = getattr(mailbox, f"get_test_{channel}_display")()
-        return f"Test & Enable has not passed for “{Channel(channel).label}” (test: {status})."
+        return _("Test & Enable has not passed for “%(channel)s” (test: %(status)s).") % {
+            "channel": Channel(channel).label,
+            "status": status,
+        }
     if not getattr(mailbox, f"enabled_{channel}"):
-        reason = mailbox.disabled_reason or "no reason was recorded"
-        return f"“{Channel(channel).label}” is disabled: {reason}"
+        reason = mailbox.disabled_reason or _("no reason was recorded")
+        return _("“%(channel)s” is disabled: %(reason)s") % {"channel": Channel(channel).label, "reason": reason}
     return ""
 
 
