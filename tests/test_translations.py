@@ -286,7 +286,6 @@ def keep_language() -> Iterator[None]:
         yield
 
 
-@pytest.mark.django_db
 @pytest.mark.usefixtures("keep_language")
 def test_accept_language_da_gives_danish_and_en_english() -> None:
     client = Client()
@@ -304,7 +303,6 @@ def test_accept_language_da_gives_danish_and_en_english() -> None:
     assert "Log på" not in page
 
 
-@pytest.mark.django_db
 @pytest.mark.usefixtures("keep_language")
 def test_language_chooser_switches_to_danish_and_back() -> None:
     client = Client()
