@@ -65,14 +65,15 @@ def _check(user: Any, organization_id: Any, roles: tuple[str, ...]) -> None:
         raise PermissionDenied
 
 
-def selected_mailboxes(request: HttpRequest, roles: tuple[str, ...]) -> list[Mailbox]:
-    """The mailboxes ticked in a bulk form; a 404 if any is not one of the user's (then nothing is done)."""
-    ids = request.POST.getlist("mailbox")
+def selected_mailboxes(request: HttpRequest, roles: tuple[str, ...], data: Any = None) -> list[Mailbox]:
+    """The mailboxes ticked in a bulk form; a 404 if any is not one of the user's (then nothing is done).
+
+    ``data`` is where the ticks are: the POST by default, the query string of a confirmation page.
+    """
+    ids = (request.POST if data is None else data).getlist("mailbox")
     try:
         mailboxes = list(
-            Mailbox.objects.select_related("organization").filter(
-                pk__in=ids, organization_id__in=org_ids(request.user, roles)
-            )
+            Mailbox.objects.for_list().filter(pk__in=ids, organization_id__in=org_ids(request.user, roles))
         )
     except ValidationError:
         raise Http404 from None

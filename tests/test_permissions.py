@@ -51,6 +51,9 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("mailbox-list", "GET"):         (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("mailbox-create", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("mailbox-create", "POST"):      (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
+    # Without a selection the GET goes back to the list; the POST (no profile chosen) on to the confirmation.
+    ("mailboxes-change-profile", "GET"):  (LOGIN, DENY, DENY, DENY, DENY, MOVED, DENY, MOVED),
+    ("mailboxes-change-profile", "POST"): (LOGIN, DENY, DENY, DENY, DENY, HIDE,  DENY, MOVED),
     ("mailbox-detail", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
     ("mailbox-edit", "GET"):         (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
     ("mailbox-edit", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
@@ -60,11 +63,13 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("mailbox-approve", "POST"):     (LOGIN, MOVED, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
     ("mailbox-reject", "GET"):       (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("mailbox-reject", "POST"):      (LOGIN, MOVED, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("mailbox-reject-confirm", "GET"): (LOGIN, OK,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
     ("approvals", "GET"):            (LOGIN, OK,    DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("approvals-approve", "GET"):    (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("approvals-approve", "POST"):   (LOGIN, MOVED, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
     ("approvals-reject", "GET"):     (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("approvals-reject", "POST"):    (LOGIN, MOVED, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    ("approvals-reject-confirm", "GET"): (LOGIN, MOVED, DENY, DENY, DENY, MOVED, DENY, MOVED),  # nothing selected
     ("mailbox-status", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
     ("mailbox-test", "GET"):         (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("mailbox-test", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),

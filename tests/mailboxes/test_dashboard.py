@@ -80,3 +80,9 @@ def test_an_empty_organization_shows_zeros(admin: Any) -> None:
 @pytest.mark.parametrize("persona", ["approver", "auditor", "alice", "charlie"])
 def test_it_refuses_other_roles(request: pytest.FixtureRequest, persona: str) -> None:
     assert client_for(request.getfixturevalue(persona)).get("/dashboard/").status_code == 403
+
+
+def test_its_tables_scroll_on_their_own(admin: Any, mailboxes: None) -> None:
+    html = client_for(admin).get("/dashboard/").content.decode()
+    for table in ("by-approval", "by-test"):
+        assert f'<div class="table-responsive">\n      <table class="table table-sm mb-0" id="{table}">' in html
