@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,6 +21,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.csp import csp_override
 
+from audit import actions as audit_actions
+from audit.display import attach_object_urls
 from audit.models import AuditEvent
 from mailboxes.access import AUDITORS, org_ids, role_required, roles_of
 from mailboxes.models import Role
@@ -40,12 +43,34 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @role_required(*AUDITORS)
 def audit_log(request: HttpRequest) -> HttpResponse:
+    """The events of the person's organizations: q searches the words a person reads,
+    action keeps the events whose code starts with it (a chosen action, or "mailbox.")."""
     events = AuditEvent.objects.filter(organization_id__in=org_ids(request.user, AUDITORS))
+    q = request.GET.get("q", "").strip()
     action = request.GET.get("action", "").strip()
     if action:
         events = events.filter(action__startswith=action)
+    if q:
+        events = events.search(q)
     page = Paginator(events, settings.PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "audit/log.html", {"page": page, "action": action})
+    page.object_list = list(page.object_list)
+    attach_object_urls(page.object_list)
+    ctx = {
+        "page": page,
+        "q": q,
+        "action": action,
+        "actions": _audit_action_choices(action),
+        "query": urlencode({name: value for name, value in (("q", q), ("action", action)) if value}),
+    }
+    return render(request, "audit/log.html", ctx)
+
+
+def _audit_action_choices(selected: str) -> list[tuple[str, str]]:
+    """The action filter's options; a prefix typed into the URL ("mailbox.") is kept as one."""
+    choices = audit_actions.choices()
+    if selected and selected not in dict(choices):
+        choices.insert(0, (selected, selected))
+    return choices
 
 
 def locked_out(request: HttpRequest, response: HttpResponse | None = None, credentials: Any = None) -> HttpResponse:

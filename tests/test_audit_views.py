@@ -1,4 +1,4 @@
-"""The audit log page: an organization's events for its administrators and auditors."""
+"""The audit log page: an organization's events for its administrators and auditors, in words."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from audit.log import Actor, record
 from audit.models import AuditEvent
 from mailboxes.models import Mailbox, Organization
-from tests.conftest import client_for
+from tests.conftest import client_for, make_mailbox
 
 pytestmark = pytest.mark.django_db
 
@@ -28,10 +31,26 @@ def events(org: Organization, other_org: Organization, alice_mailbox: Mailbox, o
     record(Actor.system("maintenance"), "system.keys_rotated", org)  # no organization recorded
 
 
+@pytest.fixture
+def bobs_sync(events: None, bob: Any, org: Organization, alice_mailbox: Mailbox) -> AuditEvent:
+    """bob asks for a sync of alice's mailbox (his membership is an event of its own)."""
+    return record(
+        Actor(user=bob, name="bob"),
+        "mailbox.sync_requested",
+        alice_mailbox,
+        changes={"channel": ["", "act"]},
+        organization=org,
+    )
+
+
+def table(response: Any) -> str:
+    return response.content.decode().split('id="events"', 1)[1].split("</table>", 1)[0]
+
+
 def rows(response: Any) -> list[tuple[str, str]]:
-    """(action, object) of each row in the page's event table."""
-    html = response.content.decode().split('id="events"', 1)[1].split("</table>", 1)[0]
-    return re.findall(r"<td><code>(.*?)</code></td>\s*<td>(.*?)</td>", html)
+    """(action, object) of each row in the page's event table, as a person reads them."""
+    found = re.findall(r'<td class="action">(.*?)</td>\s*<td class="object">(.*?) <span', table(response))
+    return [(action, re.sub(r"<[^>]+>", "", obj)) for action, obj in found]
 
 
 def test_auditor_sees_the_events_of_their_organization_only(auditor: Any, events: None) -> None:
@@ -39,11 +58,11 @@ def test_auditor_sees_the_events_of_their_organization_only(auditor: Any, events
 
     assert response.status_code == 200
     shown = rows(response)
-    assert ("mailbox.approved", "alice@example.com") in shown
-    assert ("mailbox.updated", "alice@example.com") in shown
-    assert ("membership.created", "auditor in Acme (Auditor)") in shown
+    assert ("Email address approved", "alice@example.com") in shown
+    assert ("Mailbox changed", "alice@example.com") in shown
+    assert ("Member added", "auditor in Acme (Auditor)") in shown
     assert all(obj != "gina@globex.example" and "Globex" not in obj for _action, obj in shown)
-    assert "system.keys_rotated" not in response.content.decode()
+    assert "System keys rotated" not in response.content.decode()
     org_ids = {e.organization_id for e in response.context["page"].object_list}
     assert len(org_ids) == 1
     assert len(shown) == AuditEvent.objects.filter(organization_id__in=org_ids).count()
@@ -51,7 +70,7 @@ def test_auditor_sees_the_events_of_their_organization_only(auditor: Any, events
 
 def test_the_outsider_sees_only_globex(outsider: Any, events: None) -> None:
     shown = rows(client_for(outsider).get("/audit/"))
-    assert ("mailbox.approved", "gina@globex.example") in shown
+    assert ("Email address approved", "gina@globex.example") in shown
     assert "alice@example.com" not in [obj for _action, obj in shown]
 
 
@@ -61,33 +80,181 @@ def test_secrets_are_shown_masked(auditor: Any, events: None) -> None:
     assert "******** (changed)" in html
 
 
+def test_it_shows_action_labels_not_codes(auditor: Any, events: None) -> None:
+    html = table(client_for(auditor).get("/audit/"))
+    assert "Email address approved" in html
+    assert "Member added" in html
+    for code in ("mailbox.approved", "mailbox.updated", "membership.created"):
+        assert code not in html
+
+
+def test_an_unknown_action_shows_in_words(auditor: Any, org: Organization) -> None:
+    record(Actor.system("maintenance"), "system.keys_rotated", org, organization=org)
+    html = table(client_for(auditor).get("/audit/"))
+    assert "System keys rotated" in html
+    assert "system.keys_rotated" not in html
+
+
+def test_choices_show_their_labels_and_fields_their_names(auditor: Any, events: None) -> None:
+    html = table(client_for(auditor).get("/audit/", {"action": "mailbox.approved"}))
+    assert '<strong title="approval_status">email address approval</strong>: Pending approval → Approved' in html
+    assert ">pending<" not in html and "→ approved" not in html
+
+
+def test_booleans_show_yes_or_no_and_a_dash_only_for_nothing(auditor: Any, org: Organization) -> None:
+    loaded = Organization.objects.get(pk=org.pk)
+    loaded.ignore_logical_deletes = True
+    loaded.save_audited(Actor(name="acme-admin"))
+    new = Organization(name="Initech")
+    new.save_audited(Actor(name="acme-admin"))
+    record(Actor(name="acme-admin"), "organization.updated", new, changes={"name": ["", "Initech"]}, organization=org)
+
+    html = table(client_for(auditor).get("/audit/", {"action": "organization."}))
+    assert "No → Yes" in html  # ignore_logical_deletes: False is "No", not a dash
+    assert "— → Initech" in html
+    assert "True" not in html and "False" not in html
+
+
+def test_an_existing_object_is_linked_and_a_deleted_one_is_not(
+    auditor: Any, org: Organization, alice_mailbox: Mailbox, bob: Any, profile: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        Mailbox, "get_absolute_url", lambda self: reverse("mailbox-detail", args=[self.pk]), raising=False
+    )
+    actor = Actor(name="acme-admin")
+    alice_mailbox.approve(actor)
+    gone = make_mailbox(org, bob, "bob@example.com", profile)
+    gone.approve(actor)
+    gone_url = reverse("mailbox-detail", args=[gone.pk])
+    gone.delete_audited(actor)
+
+    html = table(client_for(auditor).get("/audit/"))
+    assert f'<a href="/mailboxes/{alice_mailbox.pk}/">alice@example.com</a>' in html
+    assert "bob@example.com" in html
+    assert gone_url not in html
+
+
+def test_objects_without_a_page_are_plain_text(auditor: Any, events: None) -> None:
+    html = table(client_for(auditor).get("/audit/", {"action": "membership."}))
+    assert "auditor in Acme (Auditor)" in html
+    assert "<a " not in html
+
+
+def test_search_finds_an_action_by_a_word_of_its_label(auditor: Any, bobs_sync: AuditEvent) -> None:
+    client = client_for(auditor)
+    assert rows(client.get("/audit/", {"q": "approved"})) == [("Email address approved", "alice@example.com")]
+    assert rows(client.get("/audit/", {"q": " Approved "})) == [("Email address approved", "alice@example.com")]
+
+
+def test_search_finds_a_person_as_actor_and_as_object(auditor: Any, bobs_sync: AuditEvent) -> None:
+    response = client_for(auditor).get("/audit/", {"q": "bob"})
+
+    shown = rows(response)
+    assert shown[:2] == [("Sync requested", "alice@example.com"), ("Member added", "bob in Acme (User)")]
+    # The rest: the sync filters bob was given when he joined (their user is bob).
+    assert {action for action, _obj in shown[2:]} == {"Sync filter created"}
+    assert all(e.changes["user"] == [None, "bob"] for e in response.context["page"].object_list[2:])
+    assert ("Email address approved", "alice@example.com") not in shown
+    assert ("Member added", "alice in Acme (User)") not in shown
+
+
+def test_search_finds_the_actors_full_name(auditor: Any, bobs_sync: AuditEvent, bob: Any) -> None:
+    bob.last_name = "Builder"
+    bob.save(update_fields=["last_name"])
+    assert rows(client_for(auditor).get("/audit/", {"q": "builder"})) == [("Sync requested", "alice@example.com")]
+
+
+def test_search_finds_an_action_code(auditor: Any, bobs_sync: AuditEvent) -> None:
+    shown = rows(client_for(auditor).get("/audit/", {"q": "mailbox.updated"}))
+    assert shown == [("Mailbox changed", "alice@example.com")]
+
+
+def test_search_needs_every_word(auditor: Any, bobs_sync: AuditEvent) -> None:
+    client = client_for(auditor)
+    assert rows(client.get("/audit/", {"q": "bob requested"})) == [("Sync requested", "alice@example.com")]
+    assert rows(client.get("/audit/", {"q": "bob approved"})) == []
+
+
+def test_search_finds_changed_values(auditor: Any, org: Organization) -> None:
+    loaded = Organization.objects.get(pk=org.pk)
+    loaded.tracked_category = 'Ærø "quoted" CRM'
+    loaded.save_audited(Actor(name="acme-admin"))
+    client = client_for(auditor)
+
+    words = ["Ærø", '"quoted"', "tracked_category", "TRACKED"]
+    if connection.vendor == "postgresql":  # SQLite compares letters beyond ASCII case-sensitively
+        words.append("ærø")
+    for word in words:
+        shown = rows(client.get("/audit/", {"q": word}))
+        assert shown == [("Organization changed", "Acme")], word
+
+
+def test_search_stays_within_the_organization(auditor: Any, outsider: Any, bobs_sync: AuditEvent) -> None:
+    assert rows(client_for(outsider).get("/audit/", {"q": "approved"})) == [
+        ("Email address approved", "gina@globex.example")
+    ]
+    assert rows(client_for(outsider).get("/audit/", {"q": "bob"})) == []
+
+
+def test_search_with_no_match_says_so(auditor: Any, bobs_sync: AuditEvent) -> None:
+    response = client_for(auditor).get("/audit/", {"q": "nothing like this"})
+    assert rows(response) == []
+    assert "No events." in response.content.decode()
+
+
 def test_it_filters_by_action_prefix(auditor: Any, events: None) -> None:
     client = client_for(auditor)
 
     assert rows(client.get("/audit/", {"action": "mailbox."})) == [
-        ("mailbox.updated", "alice@example.com"),
-        ("mailbox.approved", "alice@example.com"),
+        ("Mailbox changed", "alice@example.com"),
+        ("Email address approved", "alice@example.com"),
     ]
-    assert rows(client.get("/audit/", {"action": "mailbox.approved"})) == [("mailbox.approved", "alice@example.com")]
-    assert {a for a, _ in rows(client.get("/audit/", {"action": " membership "}))} == {"membership.created"}
+    assert rows(client.get("/audit/", {"action": "mailbox.approved"})) == [
+        ("Email address approved", "alice@example.com")
+    ]
+    assert {a for a, _ in rows(client.get("/audit/", {"action": " membership "}))} == {"Member added"}
     response = client.get("/audit/", {"action": "no.such"})
     assert rows(response) == []
     assert "No events." in response.content.decode()
 
 
-def test_it_pages_and_keeps_the_filter(auditor: Any, events: None, settings: Any) -> None:
+def test_the_action_filter_offers_the_labels(auditor: Any, events: None) -> None:
+    html = client_for(auditor).get("/audit/", {"action": "mailbox.approved"}).content.decode()
+    assert '<option value="mailbox.approved" selected>Email address approved</option>' in html
+    assert '<option value="mailbox.rejected">Email address rejected</option>' in html
+
+
+def test_search_and_action_filter_combine(auditor: Any, bobs_sync: AuditEvent) -> None:
+    client = client_for(auditor)
+    assert rows(client.get("/audit/", {"q": "alice", "action": "mailbox.sync_requested"})) == [
+        ("Sync requested", "alice@example.com")
+    ]
+    assert rows(client.get("/audit/", {"q": "bob", "action": "membership."})) == [
+        ("Member added", "bob in Acme (User)")
+    ]
+
+
+def test_it_pages_and_keeps_the_filter_and_search(auditor: Any, events: None, settings: Any) -> None:
     settings.PAGE_SIZE = 1
     client = client_for(auditor)
     first = client.get("/audit/", {"action": "mailbox."})
     second = client.get("/audit/", {"action": "mailbox.", "page": 2})
+    searched = client.get("/audit/", {"q": "alice example", "action": "mailbox."})
 
-    assert rows(first) == [("mailbox.updated", "alice@example.com")]
-    assert rows(second) == [("mailbox.approved", "alice@example.com")]
+    assert rows(first) == [("Mailbox changed", "alice@example.com")]
+    assert rows(second) == [("Email address approved", "alice@example.com")]
     assert "?action=mailbox.&amp;page=2" in first.content.decode()
+    assert "?q=alice+example&amp;action=mailbox.&amp;page=2" in searched.content.decode()
+
+
+def test_the_table_scrolls_in_its_own_container(auditor: Any, events: None) -> None:
+    html = client_for(auditor).get("/audit/").content.decode()
+    scroller = '<div class="table-responsive" tabindex="0" role="region" aria-labelledby="audit-heading">'
+    assert f'{scroller}\n<table class="table table-sm history" id="events">' in html
 
 
 def test_the_administrator_sees_it_too(admin: Any, events: None) -> None:
-    assert ("mailbox.approved", "alice@example.com") in rows(client_for(admin).get("/audit/"))
+    assert ("Email address approved", "alice@example.com") in rows(client_for(admin).get("/audit/"))
 
 
 @pytest.mark.parametrize("persona", ["approver", "alice", "charlie"])
@@ -99,3 +266,17 @@ def test_anonymous_is_sent_to_login(db: Any) -> None:
     response = Client().get("/audit/")
     assert response.status_code == 302
     assert response.url == "/login/?next=/audit/"
+
+
+def test_the_page_queries_do_not_grow_with_the_events(auditor: Any, org: Organization, alice_mailbox: Mailbox) -> None:
+    client = client_for(auditor)
+    change = {"act_method": ["none", "client"]}
+    record(Actor(name="x"), "mailbox.updated", alice_mailbox, changes=change, organization=org)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/audit/", {"q": "alice changed"})
+    for _ in range(19):
+        record(Actor(name="x"), "mailbox.updated", alice_mailbox, changes=change, organization=org)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get("/audit/", {"q": "alice changed"})
+    assert len(rows(response)) == 20
+    assert len(many) == len(few)
