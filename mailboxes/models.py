@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from audit.log import Actor
 from audit.mixins import AuditedModel
 from crmsync_portal.lib.fields import EncryptedTextField, is_set
+from mailboxes.validators import MINUTES_MESSAGE, PORT_MESSAGE, SECONDS_MESSAGE, RangeValidator
 
 
 class Role(models.TextChoices):
@@ -150,6 +150,13 @@ class CredentialsSource(models.TextChoices):
 
 
 EXCHANGE_KINDS = {ProfileKind.EXCHANGE_ONPREM, ProfileKind.EXCHANGE_ONLINE}
+POP3_IMAP_KINDS = {ProfileKind.POP3_SMTP, ProfileKind.IMAP_SMTP}
+
+# The ranges of the profile's numbers: validated, and stated in the help text, the errors and the inputs.
+PORT_RANGE = RangeValidator(1, 65535, PORT_MESSAGE)
+POLLING_RANGE = RangeValidator(1, 1440, MINUTES_MESSAGE)
+CONNECTIONS_RANGE = RangeValidator(1, 300)
+TIMEOUT_RANGE = RangeValidator(5, 600, SECONDS_MESSAGE)
 
 # A change to any of these invalidates the Test & Enable results of the profile's mailboxes.
 PROFILE_CONNECTION_FIELDS = (
@@ -184,6 +191,25 @@ PROFILE_ENDPOINT_FIELDS = (
     "outgoing_port",
     "outgoing_tls",
 )
+
+# The settings that apply to some choices only, with those choices. The form shows such a setting
+# only while it applies and clears it on saving; one that does not apply is no part of the
+# connection (connection_changed).
+PROFILE_SETTING_CONDITIONS: dict[str, dict[str, set[str]]] = {
+    **dict.fromkeys(("ews_url", "use_autodiscover"), {"kind": EXCHANGE_KINDS}),
+    **dict.fromkeys(
+        ("incoming_host", "incoming_port", "incoming_tls", "outgoing_host", "outgoing_port", "outgoing_tls"),
+        {"kind": POP3_IMAP_KINDS},
+    ),
+    **dict.fromkeys(
+        ("username", "password"),
+        {"auth_type": {AuthType.BASIC, AuthType.NTLM}, "credentials_source": {CredentialsSource.PROFILE}},
+    ),
+    **dict.fromkeys(
+        ("oauth_tenant_id", "oauth_client_id", "oauth_client_secret"),
+        {"kind": {ProfileKind.EXCHANGE_ONLINE}, "auth_type": {AuthType.OAUTH2}},
+    ),
+}
 
 
 class EmailServerProfile(AuditedModel):
@@ -220,23 +246,40 @@ class EmailServerProfile(AuditedModel):
     oauth_client_secret = EncryptedTextField(_("OAuth client secret"), blank=True)
     incoming_host = models.CharField(_("incoming server"), max_length=253, blank=True)
     incoming_port = models.PositiveIntegerField(
-        _("incoming port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+        _("incoming port"),
+        null=True,
+        blank=True,
+        validators=[PORT_RANGE],
+        help_text=PORT_RANGE.describe(_("From %(min)s to %(max)s; usually 995 for POP3 or 993 for IMAP, with TLS.")),
     )
     incoming_tls = models.BooleanField(_("incoming TLS"), default=True)
     outgoing_host = models.CharField(_("outgoing (SMTP) server"), max_length=253, blank=True)
     outgoing_port = models.PositiveIntegerField(
-        _("outgoing port"), null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+        _("outgoing port"),
+        null=True,
+        blank=True,
+        validators=[PORT_RANGE],
+        help_text=PORT_RANGE.describe(_("From %(min)s to %(max)s; usually 587 (STARTTLS) or 465 (TLS).")),
     )
     outgoing_tls = models.BooleanField(_("outgoing TLS"), default=True)
     polling_interval_minutes = models.PositiveIntegerField(
-        _("polling interval (minutes)"), default=5, validators=[MinValueValidator(1), MaxValueValidator(1440)]
+        _("polling interval (minutes)"),
+        default=5,
+        validators=[POLLING_RANGE],
+        help_text=POLLING_RANGE.describe(_("How often each mailbox is checked: every %(min)s to %(max)s minutes.")),
     )
     max_concurrent_connections = models.PositiveIntegerField(
-        _("maximum concurrent connections"), default=10, validators=[MinValueValidator(1), MaxValueValidator(300)]
+        _("maximum concurrent connections"),
+        default=10,
+        validators=[CONNECTIONS_RANGE],
+        help_text=CONNECTIONS_RANGE.describe(_("Connections to the server at the same time: %(min)s to %(max)s.")),
     )
     process_email_after = models.DateTimeField(_("process email received after"), null=True, blank=True)
     timeout_seconds = models.PositiveIntegerField(
-        _("connection timeout (seconds)"), default=120, validators=[MinValueValidator(5), MaxValueValidator(600)]
+        _("connection timeout (seconds)"),
+        default=120,
+        validators=[TIMEOUT_RANGE],
+        help_text=TIMEOUT_RANGE.describe(_("How long to wait for the server: %(min)s to %(max)s seconds.")),
     )
     is_default = models.BooleanField(_("default for new mailboxes"), default=False)
     created = models.DateTimeField(_("created"), auto_now_add=True)
@@ -280,10 +323,12 @@ class EmailServerProfile(AuditedModel):
             if self.auth_type == AuthType.OAUTH2:
                 if self.kind != ProfileKind.EXCHANGE_ONLINE:
                     errors["auth_type"] = _("OAuth 2.0 is available for Exchange Online only.")
-                for name in ("oauth_tenant_id", "oauth_client_id", "oauth_client_secret"):
-                    if not is_set(self, name):
-                        errors[name] = _("Required for OAuth 2.0.")
-        else:
+                else:
+                    for name in ("oauth_tenant_id", "oauth_client_id", "oauth_client_secret"):
+                        if not is_set(self, name):
+                            errors[name] = _("Required for OAuth 2.0.")
+        elif self.kind in POP3_IMAP_KINDS:
+            # Without a server type (the form asks for it) nothing that depends on it is checked.
             for name in ("incoming_host", "incoming_port", "outgoing_host", "outgoing_port"):
                 if not getattr(self, name):
                     errors[name] = _("Required for a POP3/IMAP profile.")
@@ -295,10 +340,27 @@ class EmailServerProfile(AuditedModel):
         if errors:
             raise ValidationError(errors)
 
+    def applies(self, name: str) -> bool:
+        """Whether a setting applies to this profile's server type and authentication."""
+        conditions = PROFILE_SETTING_CONDITIONS.get(name, {})
+        return all(getattr(self, chooser) in choices for chooser, choices in conditions.items())
+
+    def changed_connection_fields(self) -> list[str]:
+        """The connection settings that apply and changed since loading (secrets compared as stored).
+
+        A setting that stopped applying did so because the type or authentication changed,
+        and those are connection settings themselves.
+        """
+        loaded = getattr(self, "_audit_loaded", {})
+        return [
+            name
+            for name in PROFILE_CONNECTION_FIELDS
+            if self.applies(name) and loaded.get(name) != self.__dict__.get(name)
+        ]
+
     @property
     def connection_changed(self) -> bool:
-        loaded = getattr(self, "_audit_loaded", {})
-        return any(loaded.get(name) != self.__dict__.get(name) for name in PROFILE_CONNECTION_FIELDS)
+        return bool(self.changed_connection_fields())
 
     def uses_secret(self, name: str) -> bool:
         """Whether a connection sends this secret, with the settings as they are now."""
@@ -315,13 +377,9 @@ class EmailServerProfile(AuditedModel):
            and disable their channels, one audit event per mailbox that was tested.
         """
         update_fields = save_kwargs.get("update_fields")
-        changed = not self._state.adding and self.connection_changed
-        if changed and update_fields is not None:
-            loaded = getattr(self, "_audit_loaded", {})
-            changed = any(
-                name in update_fields and loaded.get(name) != self.__dict__.get(name)
-                for name in PROFILE_CONNECTION_FIELDS
-            )
+        changed = not self._state.adding and any(
+            update_fields is None or name in update_fields for name in self.changed_connection_fields()
+        )
         with transaction.atomic():
             super().save_audited(actor, action, **save_kwargs)
             if changed:

@@ -11,3 +11,47 @@ document.addEventListener("change", function (event) {
     });
   }
 });
+
+// Field groups that apply to some choices only, for example
+// <fieldset data-field-group data-for-kind="pop3_smtp imap_smtp" data-for-auth-type="basic ntlm">:
+// the group shows while the form's "kind" field is one of those values and its "auth_type" field
+// one of these. Without JavaScript every group shows, its legend says what it is for, and the
+// server ignores the fields that do not apply.
+function chooserName(key) {
+  // "forAuthType" -> "auth_type"
+  return key.slice(3).replace(/[A-Z]/g, function (letter, index) {
+    return (index ? "_" : "") + letter.toLowerCase();
+  });
+}
+
+function groupApplies(form, group) {
+  return Object.keys(group.dataset).every(function (key) {
+    if (!/^for[A-Z]/.test(key)) {
+      return true;
+    }
+    const chooser = form.elements.namedItem(chooserName(key));
+    if (!chooser) {
+      return true;
+    }
+    return group.dataset[key].split(/\s+/).filter(Boolean).indexOf(chooser.value) !== -1;
+  });
+}
+
+function showApplyingGroups(form) {
+  form.querySelectorAll("[data-field-group]").forEach(function (group) {
+    group.hidden = !groupApplies(form, group);
+  });
+}
+
+document.querySelectorAll("form").forEach(function (form) {
+  if (form.querySelector("[data-field-group]")) {
+    showApplyingGroups(form);
+  }
+});
+
+document.addEventListener("change", function (event) {
+  const form = event.target.form;
+  if (form && form.querySelector("[data-field-group]")) {
+    showApplyingGroups(form);
+  }
+});
