@@ -292,6 +292,7 @@ def record_detail(request: HttpRequest, kind: str, pk: Any) -> HttpResponse:
     ctx = {
         "kind": k,
         "record": record,
+        "title": _("%(kind)s “%(name)s”") % {"kind": capfirst(k.verbose_name), "name": record},
         "fields": _fields(k, record),
         "owner": display(record, "owner"),
         "sync_rows": _sync_rows(request, k, record) if k.record_type else None,
@@ -310,7 +311,8 @@ def record_create(request: HttpRequest, kind: str) -> HttpResponse:
         text = _("%(kind)s “%(name)s” created.") % {"kind": capfirst(k.verbose_name), "name": record}
         messages.success(request, text)
         return redirect(k.urls["detail"], record.pk)
-    return render(request, "crm/record_form.html", {"kind": k, "form": form})
+    title = _("New %(name)s") % {"name": k.verbose_name}
+    return render(request, "crm/record_form.html", {"kind": k, "form": form, "title": title})
 
 
 @role_required(*CRM_ROLES)
@@ -325,7 +327,8 @@ def record_edit(request: HttpRequest, kind: str, pk: Any) -> HttpResponse:
         text = _("%(kind)s “%(name)s” saved.") % {"kind": capfirst(k.verbose_name), "name": record}
         messages.success(request, text)
         return redirect(k.urls["detail"], record.pk)
-    return render(request, "crm/record_form.html", {"kind": k, "form": form, "record": record})
+    title = _("Edit %(kind)s “%(name)s”") % {"kind": k.verbose_name, "name": record}
+    return render(request, "crm/record_form.html", {"kind": k, "form": form, "record": record, "title": title})
 
 
 @role_required(*CRM_ROLES)
@@ -337,4 +340,5 @@ def record_delete(request: HttpRequest, kind: str, pk: Any) -> HttpResponse:
         text = _("%(kind)s “%(name)s” deleted.") % {"kind": capfirst(k.verbose_name), "name": record}
         messages.success(request, text)
         return redirect(k.urls["list"])
-    return render(request, "crm/record_delete.html", {"kind": k, "record": record})
+    title = _("Delete %(kind)s “%(name)s”") % {"kind": k.verbose_name, "name": record}
+    return render(request, "crm/record_delete.html", {"kind": k, "record": record, "title": title})

@@ -53,7 +53,7 @@ def test_admin_creates_approves_and_finds_a_mailbox(
 
     # 3. Create alice's mailbox on that profile.
     page.goto(f"{url}/mailboxes/new/")
-    page.locator("#id_user").select_option(label="alice")
+    page.locator("#id_user").select_option(label="Alice (alice)")
     page.locator("#id_address").fill(ADDRESS)
     page.locator("#id_profile").select_option(label="Acme Exchange")
     page.get_by_role("button", name="Save").click()
@@ -88,7 +88,9 @@ def test_admin_creates_approves_and_finds_a_mailbox(
     # 6. Open it: the approval is in its history, by admin.
     rows.first.get_by_role("link", name=ADDRESS).click()
     expect(page).to_have_url(detail_url)
-    approved = page.locator("table.history tbody tr").filter(has=page.locator("code", has_text="mailbox.approved"))
+    approved = page.locator("table.history tbody tr").filter(
+        has=page.locator("td.action", has_text="Email address approved")
+    )
     expect(approved).to_have_count(1)
     expect(approved.locator("td").nth(1)).to_contain_text("admin")
 
