@@ -24,7 +24,7 @@ from django.views.decorators.csp import csp_override
 from audit import actions as audit_actions
 from audit.display import attach_object_urls
 from audit.models import AuditEvent
-from mailboxes.access import AUDITORS, org_ids, role_required, roles_of
+from mailboxes.access import ADMIN, AUDITORS, org_ids, role_required, roles_of
 from mailboxes.models import Role
 
 
@@ -54,7 +54,7 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         events = events.search(q)
     page = Paginator(events, settings.PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
-    attach_object_urls(page.object_list)
+    attach_object_urls(page.object_list, org_ids(request.user, ADMIN))
     ctx = {
         "page": page,
         "q": q,
@@ -105,6 +105,13 @@ def superuser_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
         return view(request, *args, **kwargs)
 
     return csp_override(QUEUE_DASHBOARD_CSP)(wrapper)
+
+
+class SignInView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return super().get_context_data(**kwargs) | {"site_name": settings.SITE_NAME}
 
 
 class SignOutView(auth_views.LogoutView):

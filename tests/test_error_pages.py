@@ -111,3 +111,10 @@ def test_error_pages_show_each_persona_only_its_menu(
     }
     assert shown == MENU[persona]
     assert ("Sign out" in nav) is (persona != "anonymous")
+
+
+def test_the_sign_in_page_shows_the_portal_name_not_the_host() -> None:
+    html = Client().get("/login/").content.decode()
+    assert "<title>Sign in · CRM Sync Portal</title>" in html
+    assert 'class="navbar-brand" href="/">CRM Sync Portal</a>' in html
+    assert "testserver" not in html
