@@ -66,6 +66,10 @@ INSTALLED_APPS = [
     "mailboxes",
     "crm",
     "syncjobs",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "clients",
 ]
 
 MIDDLEWARE = [
@@ -211,6 +215,42 @@ AXES_LOCKOUT_CALLABLE = "crmsync_portal.views.locked_out"
 AXES_VERBOSE = False
 
 PAGE_SIZE = envint("PAGE_SIZE", 50)
+
+# The client API (/api/v1/, README: Client API): JSON only, Bearer tokens, {"error": ...} errors.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clients.api.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["clients.api.parsers.LimitedJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["clients.api.throttles.TokenRateThrottle"],
+    # Counted in Django's default cache: the local-memory one, per process (clients/api/throttles.py).
+    "DEFAULT_THROTTLE_RATES": {
+        "client_token": envstr("CLIENT_API_RATE", "600/min"),
+        "client_register": envstr("CLIENT_API_REGISTER_RATE", "20/hour"),
+    },
+    "EXCEPTION_HANDLER": "clients.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CRM Sync Portal client API",
+    "DESCRIPTION": "What a desktop client uses: register an instance, ask to become the synchronizing "
+    "instance, pull and push changes (offline replays too).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Vendored Swagger UI files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# A pushed batch holds at most this many operations (413 beyond), in a body of at most this size.
+CLIENT_API_MAX_OPERATIONS = envint("CLIENT_API_MAX_OPERATIONS", 500)
+CLIENT_API_MAX_BODY_BYTES = envint("CLIENT_API_MAX_BODY_BYTES", 10 * 1024 * 1024)
+# A pull returns at most this many changes; changes are sent again for this long after a pull
+# (clients/feed.py: records committed late are not missed).
+CLIENT_API_PAGE_SIZE = envint("CLIENT_API_PAGE_SIZE", 500)
+CLIENT_API_OVERLAP_SECONDS = envint("CLIENT_API_OVERLAP_SECONDS", 60)
 
 LOGGING = {
     "version": 1,

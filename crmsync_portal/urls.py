@@ -30,6 +30,7 @@ urlpatterns = [
     path("", include("mailboxes.urls")),
     path("", include("syncjobs.urls")),
     path("", include("crm.urls")),
+    path("", include("clients.urls")),
     path("django-admin/", admin.site.urls),
     path("django-rq/", include(rq_urls)),
 ]
