@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -168,13 +168,19 @@ def changes(event: AuditEvent) -> list[Change]:
     return rows
 
 
-def object_urls(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
+def object_urls(
+    events: Iterable[AuditEvent], admin_org_ids: Collection[Any] | None = None
+) -> dict[tuple[str, str], str]:
     """The page of each event's object that still exists and has one, keyed (type, id).
 
     1. Models without ``get_absolute_url`` are skipped without a query.
-    2. One query per remaining type finds the objects still there (through the default
+    2. With ``admin_org_ids``, the organizations the viewer administers: only the objects of
+       those organizations count, as only their administrators may open the objects' pages
+       (an auditor reads the log, not the mailboxes). A model without an organization then
+       counts as having no page, and with no organization at all no query is made.
+    3. One query per remaining type finds the objects still there (through the default
        manager: what it hides, like logically deleted records, counts as gone).
-    3. A URL that cannot be built counts as none.
+    4. A URL that cannot be built counts as none.
     """
     ids: dict[str, set[str]] = defaultdict(set)
     for event in events:
@@ -184,8 +190,13 @@ def object_urls(events: Iterable[AuditEvent]) -> dict[tuple[str, str], str]:
         model = get_model(object_type)
         if model is None or not hasattr(model, "get_absolute_url"):
             continue
+        objects = model._default_manager.all()
+        if admin_org_ids is not None:
+            if not admin_org_ids or get_field(object_type, "organization") is None:
+                continue
+            objects = objects.filter(organization_id__in=admin_org_ids)
         keys = [key for object_id in object_ids if (key := _to_pk(model, object_id)) is not None]
-        for obj in model._default_manager.filter(pk__in=keys):
+        for obj in objects.filter(pk__in=keys):
             try:
                 urls[(object_type, str(obj.pk))] = obj.get_absolute_url()
             except NoReverseMatch:
@@ -200,9 +211,11 @@ def _to_pk(model: type[models.Model], object_id: str) -> Any:
         return None
 
 
-def attach_object_urls(events: Iterable[AuditEvent]) -> None:
-    """Give each event its object's URL (or None) with one query per type, for a list page."""
+def attach_object_urls(events: Iterable[AuditEvent], admin_org_ids: Collection[Any]) -> None:
+    """Give each event its object's URL, or None where the object is gone or the viewer may not
+    open its page (``admin_org_ids``: the organizations they administer), with one query per
+    type, for a list page."""
     events = list(events)
-    urls = object_urls(events)
+    urls = object_urls(events, admin_org_ids)
     for event in events:
         event.object_url = urls.get((event.object_type, event.object_id))

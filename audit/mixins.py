@@ -84,13 +84,26 @@ class AuditedModel(models.Model):
                 changes[name] = [self._render(name, old, current=False), self._render(name, new, current=True)]
         return changes
 
-    def save_audited(self, actor: Actor, action: str | None = None, **save_kwargs: Any) -> None:
+    def save_audited(
+        self,
+        actor: Actor,
+        action: str | None = None,
+        *,
+        extra_changes: dict[str, list[Any]] | None = None,
+        **save_kwargs: Any,
+    ) -> None:
+        """Save, and record one event with the changed fields.
+
+        ``extra_changes`` ({"reason": ["", "..."]}) are recorded in the same event beside
+        the fields: what a person said about the change, not a field of the model.
+        """
         adding = self._state.adding
         changes = self.audit_changes()
         if save_kwargs.get("update_fields") is not None:
             # Only what is saved is recorded: other unsaved edits are not changes yet.
             saved = set(save_kwargs["update_fields"])
             changes = {name: change for name, change in changes.items() if name in saved}
+        changes.update(extra_changes or {})
         action = action or f"{self.audit_name}.{'created' if adding else 'updated'}"
         with transaction.atomic():
             self.save(**save_kwargs)

@@ -120,8 +120,9 @@ class AuditEvent(models.Model):
 
     @cached_property
     def object_url(self) -> str | None:
-        """The object's page while the object exists and has one (one query; a list page
-        sets it for all its events at once with ``display.attach_object_urls``)."""
+        """The object's page while the object exists and has one, whoever looks (one query).
+        A page shows the link only to those who may open it: it sets this for all its events
+        at once, for the viewer, with ``display.attach_object_urls``."""
         return display.object_urls([self]).get((self.object_type, self.object_id))
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -87,6 +88,10 @@ class CrmRecord(models.Model):
             self.deleted_at = timezone.now()
             self.save(update_fields=["deleted_at"])
         return 1, {self._meta.label: 1}
+
+    def get_absolute_url(self) -> str:
+        # The record pages are named after the model: "contact-detail" is /crm/contacts/<pk>/.
+        return reverse(f"{self._meta.model_name}-detail", args=[self.pk])
 
     @property
     def is_deleted(self) -> bool:

@@ -1,4 +1,4 @@
-"""Bulk actions on mailboxes: what they apply to, and the changes the model cannot make yet.
+"""Bulk actions on mailboxes: what they apply to, and their forms.
 
 A bulk action applies to the mailboxes ticked on a page, or, with ``all_matching``, to
 every mailbox matching the page's filter (not only the page shown). The confirmation
@@ -7,24 +7,18 @@ page carries that selection in hidden fields (``Selection.hidden``) back to the 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest
-from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from audit.log import Actor, record
 from mailboxes.access import ADMIN, APPROVERS, org_ids, selected_mailboxes
 from mailboxes.forms import MailboxFilterForm
-from mailboxes.models import ApprovalStatus, CredentialsSource, EmailServerProfile, Mailbox
+from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox
 
 # The approvals page's tabs; the empty status is no tab.
 APPROVAL_TABS = (ApprovalStatus.PENDING, ApprovalStatus.REJECTED, ApprovalStatus.APPROVED)
@@ -119,31 +113,6 @@ class RejectForm(forms.Form):
         return self.cleaned_data["reason"].strip()
 
 
-def reject(mailbox: Mailbox, actor: Actor, reason: str = "") -> None:
-    """Reject the mailbox's address, the reason in the rejection's audit event.
-
-    Without a reason this is ``Mailbox.reject``. With one, it does the same steps as
-    ``Mailbox._set_approval`` until the model takes a reason itself:
-    1. refuse a mailbox without address (a remap released it since the page was loaded);
-    2. set the status, who and when;
-    3. save those fields and record one ``mailbox.rejected`` event with the changes and the reason.
-    """
-    if not reason:
-        mailbox.reject(actor)
-        return
-    if not mailbox.address:
-        raise ValidationError(_("This mailbox has no email address to approve or reject."))
-    fields = ["approval_status", "approval_changed_by", "approval_changed_at", "updated"]
-    mailbox.approval_status = ApprovalStatus.REJECTED
-    mailbox.approval_changed_by = actor.user if actor.user and actor.user.is_authenticated else None
-    mailbox.approval_changed_at = timezone.now()
-    changes = {name: change for name, change in mailbox.audit_changes().items() if name in fields}
-    changes["reason"] = ["", reason]
-    with transaction.atomic():
-        mailbox.save(update_fields=fields)
-        record(actor, "mailbox.rejected", mailbox, changes=changes, organization=mailbox.audit_organization())
-
-
 # Change the server profile
 
 
@@ -158,49 +127,3 @@ class ChangeProfileForm(forms.Form):
         super().__init__(*args, **kwargs)
         profiles = EmailServerProfile.objects.filter(organization_id=organization_id)
         self.fields["new_profile"].queryset = profiles.exclude(pk__in=list(exclude))
-
-
-class ChangeRefused(Exception):
-    """Some mailboxes cannot use the new profile; nothing was changed."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__(" ".join(problems))
-        self.problems = problems
-
-
-def profile_problems(mailbox: Mailbox, profile: EmailServerProfile) -> list[str]:
-    """Why a mailbox cannot move to a profile: the model's rules, and its own credentials if the profile needs them."""
-    probe = copy.copy(mailbox)  # clean() normalises fields: check a copy, save the mailbox unchanged
-    probe.profile = profile
-    try:
-        probe.clean()
-    except ValidationError as error:
-        problems = list(error.messages)
-    else:
-        problems = []
-    if profile.credentials_source == CredentialsSource.MAILBOX and not (mailbox.username and mailbox.password_stored):
-        problems.append(_("The profile uses each mailbox's own credentials, and this mailbox has none."))
-    return problems
-
-
-def change_profile(mailboxes: list[Mailbox], profile: EmailServerProfile, actor: Actor) -> list[Mailbox]:
-    """Move the mailboxes to the profile: all of them, or none; returns those that moved.
-
-    1. Check every mailbox against the new profile; any problem refuses the whole change.
-    2. Save each mailbox as an admin's edit does (``save_from_form``): the changed profile
-       sets its tests back to Not run and disables its channels, one audit event per mailbox.
-    Mailboxes on that profile already are left alone.
-    """
-    moving = [m for m in mailboxes if m.profile_id != profile.pk]
-    problems = [
-        _("%(mailbox)s: %(problem)s") % {"mailbox": m, "problem": " ".join(found)}
-        for m in moving
-        if (found := profile_problems(m, profile))
-    ]
-    if problems:
-        raise ChangeRefused(problems)
-    with transaction.atomic():
-        for mailbox in moving:
-            mailbox.profile = profile
-            mailbox.save_from_form(actor)
-    return moving

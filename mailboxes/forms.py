@@ -458,11 +458,12 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
 
 
 class MailboxFilterForm(forms.Form):
-    SORTS = {
+    # A field to order by, or for the owner (a user's name or a queue's) the queryset's own sort.
+    SORTS: dict[str, Any] = {
         "address": "address",
         "-address": "-address",
-        "owner": "user__username",
-        "-owner": "-user__username",
+        "owner": lambda mailboxes: mailboxes.order_by_owner(),
+        "-owner": lambda mailboxes: mailboxes.order_by_owner(descending=True),
         "profile": "profile__name",
         "-profile": "-profile__name",
         "approval": "approval_status",
@@ -514,4 +515,5 @@ class MailboxFilterForm(forms.Form):
         ):
             if data.get(name):
                 qs = qs.filter(**{field: data[name]})
-        return qs.order_by(self.SORTS.get(data.get("sort") or "address", "address"), "id")
+        order = self.SORTS.get(data.get("sort") or "address", "address")
+        return order(qs) if callable(order) else qs.order_by(order, "id")

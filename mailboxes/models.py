@@ -7,16 +7,23 @@ organization per user, one mailbox per user, one user per address).
 
 from __future__ import annotations
 
+import copy
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models.functions import Lower
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce, Concat, Lower, NullIf, Trim
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from audit.display import display_value
 from audit.log import Actor
 from audit.mixins import AuditedModel
 from crmsync_portal.lib.fields import EncryptedTextField, is_set
@@ -303,6 +310,9 @@ class EmailServerProfile(AuditedModel):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("profile-detail", args=[self.pk])
+
     def audit_organization(self) -> Organization:
         return self.organization
 
@@ -404,6 +414,24 @@ class EmailServerProfile(AuditedModel):
                 n += 1
         return n
 
+    def settings_shown(self) -> list[tuple[str, Any]]:
+        """(name, value in words) of each setting that applies, for the profile's page.
+
+        Choices show their labels and booleans Yes/No (as in the audit log); a secret shows
+        whether one is stored, never its value.
+        """
+        rows = []
+        for name in self.audit_fields:
+            if name == "name" or not self.applies(name):
+                continue
+            field = self._meta.get_field(name)
+            if name in self.secret_fields:
+                value = _("stored") if is_set(self, name) else _("not set")
+            else:
+                value = display_value(field, getattr(self, name))
+            rows.append((capfirst(field.verbose_name), value))
+        return rows
+
     def mailbox_addresses(self, limit: int = 10) -> list[str]:
         return [m.address or str(m) for m in self.mailboxes.select_related("user")[:limit]]
 
@@ -483,6 +511,20 @@ MAILBOX_CONNECTION_FIELDS = (
 class MailboxQuerySet(models.QuerySet):
     def for_list(self) -> MailboxQuerySet:
         return self.select_related("user", "profile", "organization")
+
+    def order_by_owner(self, descending: bool = False) -> MailboxQuerySet:
+        """Sort by the owner's name as the page shows it (``Mailbox.owner_name``), users and queues together.
+
+        A queue's name, else the user's full name, else the user name; case does not matter.
+        """
+        full_name = Trim(Concat("user__first_name", Value(" "), "user__last_name"))
+        name = Lower(
+            Case(
+                When(owner_type=OwnerType.QUEUE, then=F("queue_name")),
+                default=Coalesce(NullIf(full_name, Value("")), "user__username"),
+            )
+        )
+        return self.order_by(name.desc() if descending else name.asc(), "id")
 
 
 class Mailbox(AuditedModel):
@@ -610,6 +652,9 @@ class Mailbox(AuditedModel):
     def __str__(self) -> str:
         return self.address or f"({self.owner_name})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("mailbox-detail", args=[self.pk])
+
     def audit_organization(self) -> Organization:
         return self.organization
 
@@ -714,21 +759,29 @@ class Mailbox(AuditedModel):
             "updated",
         ]
 
-    def _set_approval(self, actor: Actor, status: str, action: str) -> None:
+    def _set_approval(self, actor: Actor, status: str, action: str, reason: str = "") -> None:
+        """Set the approval status, who and when; one audit event, with the reason if one was given.
+
+        A mailbox without address (a remap released it since the page was loaded) is refused.
+        """
         if not self.address:
             raise ValidationError(_("This mailbox has no email address to approve or reject."))
         self.approval_status = status
         self.approval_changed_by = actor.user if actor.user and actor.user.is_authenticated else None
         self.approval_changed_at = timezone.now()
         self.save_audited(
-            actor, action, update_fields=["approval_status", "approval_changed_by", "approval_changed_at", "updated"]
+            actor,
+            action,
+            update_fields=["approval_status", "approval_changed_by", "approval_changed_at", "updated"],
+            extra_changes={"reason": ["", reason]} if reason else None,
         )
 
     def approve(self, actor: Actor) -> None:
         self._set_approval(actor, ApprovalStatus.APPROVED, "mailbox.approved")
 
-    def reject(self, actor: Actor) -> None:
-        self._set_approval(actor, ApprovalStatus.REJECTED, "mailbox.rejected")
+    def reject(self, actor: Actor, reason: str = "") -> None:
+        """Reject the address; the reason, if any, is recorded in the ``mailbox.rejected`` event."""
+        self._set_approval(actor, ApprovalStatus.REJECTED, "mailbox.rejected", reason)
 
     def release_address(self, actor: Actor) -> None:
         """Break this mailbox's link to its address, for a remap to another mailbox."""
@@ -736,6 +789,45 @@ class Mailbox(AuditedModel):
         self.approval_status = ApprovalStatus.EMPTY
         self.enabled_incoming = self.enabled_outgoing = self.enabled_act = False
         self.save_audited(actor, "mailbox.address_released")
+
+    def profile_problems(self, profile: EmailServerProfile) -> list[str]:
+        """Why this mailbox cannot move to a profile: the rules of ``clean``, and its own
+        credentials if the profile needs them. Empty if it can."""
+        probe = copy.copy(self)  # clean() normalises fields: check a copy, keep this one unchanged
+        probe.profile = profile
+        try:
+            probe.clean()
+        except ValidationError as error:
+            problems = [str(message) for message in error.messages]
+        else:
+            problems = []
+        if profile.credentials_source == CredentialsSource.MAILBOX and not (self.username and self.password_stored):
+            problems.append(gettext("The profile uses each mailbox's own credentials, and this mailbox has none."))
+        return problems
+
+    @classmethod
+    def change_profile(cls, mailboxes: Iterable[Mailbox], profile: EmailServerProfile, actor: Actor) -> list[Mailbox]:
+        """Move mailboxes to a profile: all of them, or none; returns those that moved.
+
+        1. Mailboxes on that profile already are left alone.
+        2. Check every other one against the new profile: any problem refuses the whole
+           change (a ValidationError with one message per mailbox).
+        3. Save each as an admin's edit does (``save_from_form``): the changed profile sets its
+           tests back to Not run and disables its channels, one audit event per mailbox.
+        """
+        moving = [mailbox for mailbox in mailboxes if mailbox.profile_id != profile.pk]
+        problems = [
+            gettext("%(mailbox)s: %(problem)s") % {"mailbox": mailbox, "problem": " ".join(found)}
+            for mailbox in moving
+            if (found := mailbox.profile_problems(profile))
+        ]
+        if problems:
+            raise ValidationError(problems)
+        with transaction.atomic():
+            for mailbox in moving:
+                mailbox.profile = profile
+                mailbox.save_from_form(actor)
+        return moving
 
     def address_ok(self) -> bool:
         if not self.address:

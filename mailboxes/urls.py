@@ -9,6 +9,7 @@ urlpatterns = [
     path("profiles/", views.profile_list, name="profile-list"),
     path("profiles/new/", views.profile_create, name="profile-create"),
     path("profiles/<uuid:pk>/", views.profile_detail, name="profile-detail"),
+    path("profiles/<uuid:pk>/edit/", views.profile_edit, name="profile-edit"),
     path("profiles/<uuid:pk>/delete/", views.profile_delete, name="profile-delete"),
     path("mailboxes/", views.mailbox_list, name="mailbox-list"),
     path("mailboxes/new/", views.mailbox_create, name="mailbox-create"),

@@ -9,8 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, F, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Concat, Lower, NullIf, Trim
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,7 +18,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from audit.log import Actor, record
 from audit.models import AuditEvent
@@ -39,7 +38,6 @@ from mailboxes.models import (
     EmailServerProfile,
     IncomingMethod,
     Mailbox,
-    OwnerType,
     TestStatus,
 )
 from syncjobs.health import failing_share, is_failing
@@ -123,20 +121,34 @@ def profile_create(request: HttpRequest) -> HttpResponse:
     return render(request, "mailboxes/profile_form.html", {"form": form})
 
 
+@require_GET
+@role_required(*ADMIN)
+def profile_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+    """The profile's settings in words, the mailboxes that use it, and its history."""
+    profile = get_profile_for_user(request, pk)
+    share = failing_share(profile, timezone.now())
+    ctx = {
+        "profile": profile,
+        "settings": profile.settings_shown(),
+        "n_mailboxes": profile.mailboxes.count(),
+        "history": _history(profile),
+        "failing_share": share,
+        "failing": is_failing(share),
+    }
+    return render(request, "mailboxes/profile_detail.html", ctx)
+
+
 @sensitive_post_parameters(*SECRET_POST_PARAMETERS)
 @sensitive_variables()
 @role_required(*ADMIN)
-def profile_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+def profile_edit(request: HttpRequest, pk: Any) -> HttpResponse:
     profile = get_profile_for_user(request, pk)
     form = ProfileForm(request.POST or None, instance=profile, admin_org_ids=org_ids(request.user, ADMIN))
     if request.method == "POST" and form.is_valid():
         _save_profile(request, form)
         messages.success(request, _("Server profile “%(name)s” saved.") % {"name": profile.name})
         return redirect("profile-detail", profile.pk)
-    share = failing_share(profile, timezone.now())
-    ctx = {"form": form, "profile": profile, "history": _history(profile), "failing_share": share}
-    ctx["failing"] = is_failing(share)
-    return render(request, "mailboxes/profile_form.html", ctx)
+    return render(request, "mailboxes/profile_form.html", {"form": form, "profile": profile, "editing": True})
 
 
 @role_required(*ADMIN)
@@ -182,21 +194,6 @@ CHANNEL_SHORT = {
 }
 
 
-def _by_owner(mailboxes: QuerySet, descending: bool) -> QuerySet:
-    """Sort by the owner's name as the page shows it (``Mailbox.owner_name``), users and queues together.
-
-    A queue's name, else the user's full name, else the user name; case does not matter.
-    """
-    full_name = Trim(Concat("user__first_name", Value(" "), "user__last_name"))
-    name = Lower(
-        Case(
-            When(owner_type=OwnerType.QUEUE, then=F("queue_name")),
-            default=Coalesce(NullIf(full_name, Value("")), "user__username"),
-        )
-    )
-    return mailboxes.order_by(name.desc() if descending else name.asc(), "id")
-
-
 def _sort_columns(request: HttpRequest, sort: str) -> dict[str, dict[str, Any]]:
     """Per column: its label, the link that sorts by it (the other way round if it is the sort now), aria-sort."""
     query = request.GET.copy()
@@ -229,8 +226,6 @@ def mailbox_list(request: HttpRequest) -> HttpResponse:
     form = MailboxFilterForm(request.GET, org_ids=orgs)
     mailboxes = form.apply(Mailbox.objects.for_list().filter(organization_id__in=orgs))
     sort = (form.cleaned_data.get("sort") if form.is_valid() else "") or "address"
-    if sort in ("owner", "-owner"):
-        mailboxes = _by_owner(mailboxes, descending=sort == "-owner")
     page = Paginator(mailboxes, settings.PAGE_SIZE).get_page(request.GET.get("page"))
     for mailbox in page.object_list:
         mailbox.method_groups = _method_groups(mailbox)
@@ -402,7 +397,7 @@ def mailbox_reject(request: HttpRequest, pk: Any) -> HttpResponse:
         action = reverse("mailbox-reject", args=[mailbox.pk])
         return _reject_page(request, form, bulk.Selection([mailbox]), action, _safe_next(request, request.POST))
     try:
-        bulk.reject(mailbox, Actor.from_request(request), form.cleaned_data["reason"])
+        mailbox.reject(Actor.from_request(request), form.cleaned_data["reason"])
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
     else:
@@ -461,7 +456,7 @@ def _approve_or_reject(request: HttpRequest, selection: bulk.Selection, approve:
     try:
         with transaction.atomic():
             for mailbox in selection.mailboxes:
-                mailbox.approve(actor) if approve else bulk.reject(mailbox, actor, reason)
+                mailbox.approve(actor) if approve else mailbox.reject(actor, reason)
     except ValidationError as error:
         # For example an address released by a remap since the page was loaded: all or nothing.
         text = _("%(mailbox)s: %(error)s Nothing was changed.")
@@ -525,7 +520,7 @@ def mailboxes_change_profile(request: HttpRequest) -> HttpResponse:
        the selection in the query string.
     2. GET: the confirmation page lists the mailboxes and offers the profiles of their
        organization (one organization at a time).
-    3. POST with the new profile: move them all or none (bulk.change_profile), audited per mailbox.
+    3. POST with the new profile: move them all or none (Mailbox.change_profile), audited per mailbox.
     """
     data = request.POST if request.method == "POST" else request.GET
     selection = bulk.mailbox_selection(request, data)
@@ -548,9 +543,9 @@ def mailboxes_change_profile(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         profile = form.cleaned_data["new_profile"]
         try:
-            moved = bulk.change_profile(selection.mailboxes, profile, Actor.from_request(request))
-        except bulk.ChangeRefused as refused:
-            messages.error(request, _("Nothing was changed. %(problems)s") % {"problems": _problems(refused.problems)})
+            moved = Mailbox.change_profile(selection.mailboxes, profile, Actor.from_request(request))
+        except ValidationError as refused:
+            messages.error(request, _("Nothing was changed. %(problems)s") % {"problems": _problems(refused.messages)})
         else:
             messages.success(request, _profile_changed_message(profile, moved, selection.count))
             return redirect(target or _with_query(reverse("mailbox-list"), urlencode({"profile": profile.pk})))

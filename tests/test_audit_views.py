@@ -13,8 +13,9 @@ from django.urls import reverse
 
 from audit.log import Actor, record
 from audit.models import AuditEvent
-from mailboxes.models import Mailbox, Organization
+from mailboxes.models import Mailbox, Membership, Organization, Role
 from tests.conftest import client_for, make_mailbox
+from tests.crm.test_views import make_record
 
 pytestmark = pytest.mark.django_db
 
@@ -116,11 +117,8 @@ def test_booleans_show_yes_or_no_and_a_dash_only_for_nothing(auditor: Any, org: 
 
 
 def test_an_existing_object_is_linked_and_a_deleted_one_is_not(
-    auditor: Any, org: Organization, alice_mailbox: Mailbox, bob: Any, profile: Any, monkeypatch: pytest.MonkeyPatch
+    admin: Any, org: Organization, alice_mailbox: Mailbox, bob: Any, profile: Any
 ) -> None:
-    monkeypatch.setattr(
-        Mailbox, "get_absolute_url", lambda self: reverse("mailbox-detail", args=[self.pk]), raising=False
-    )
     actor = Actor(name="acme-admin")
     alice_mailbox.approve(actor)
     gone = make_mailbox(org, bob, "bob@example.com", profile)
@@ -128,10 +126,49 @@ def test_an_existing_object_is_linked_and_a_deleted_one_is_not(
     gone_url = reverse("mailbox-detail", args=[gone.pk])
     gone.delete_audited(actor)
 
-    html = table(client_for(auditor).get("/audit/"))
+    html = table(client_for(admin).get("/audit/"))
     assert f'<a href="/mailboxes/{alice_mailbox.pk}/">alice@example.com</a>' in html
     assert "bob@example.com" in html
     assert gone_url not in html
+
+
+def test_the_administrator_gets_links_to_profiles_and_crm_records(
+    admin: Any, org: Organization, alice: Any, profile: Any
+) -> None:
+    contact = make_record("contact", org, alice)
+    record(Actor(name="acme-admin"), "server_profile.updated", profile, organization=org)
+    record(Actor(name="acme-admin"), "contact.updated", contact, organization=org)
+
+    html = table(client_for(admin).get("/audit/"))
+    assert f'<a href="/profiles/{profile.pk}/">Exchange</a>' in html
+    assert f'<a href="/crm/contacts/{contact.pk}/">{contact}</a>' in html
+
+
+def test_the_auditor_sees_objects_as_plain_text_as_they_cannot_open_their_pages(
+    auditor: Any, org: Organization, alice: Any, alice_mailbox: Mailbox, profile: Any
+) -> None:
+    contact = make_record("contact", org, alice)
+    alice_mailbox.approve(Actor(name="acme-admin"))
+    record(Actor(name="acme-admin"), "server_profile.updated", profile, organization=org)
+    record(Actor(name="acme-admin"), "contact.updated", contact, organization=org)
+
+    html = table(client_for(auditor).get("/audit/"))
+    assert "alice@example.com" in html and "Exchange" in html and str(contact) in html
+    assert "<a " not in html
+    for url in (f"/mailboxes/{alice_mailbox.pk}/", f"/profiles/{profile.pk}/", f"/crm/contacts/{contact.pk}/"):
+        assert client_for(auditor).get(url).status_code == 403
+
+
+def test_links_only_for_the_organizations_the_person_administers(
+    admin: Any, events: None, other_org: Organization, other_mailbox: Mailbox, system: Actor
+) -> None:
+    """The admin of Acme audits Globex too: Globex's mailbox is named, not linked."""
+    Membership.add(system, admin, other_org, Role.AUDITOR)
+
+    html = table(client_for(admin).get("/audit/"))
+    assert "gina@globex.example" in html
+    assert f"/mailboxes/{other_mailbox.pk}/" not in html
+    assert f'<a href="/mailboxes/{Mailbox.objects.get(address="alice@example.com").pk}/">' in html
 
 
 def test_objects_without_a_page_are_plain_text(auditor: Any, events: None) -> None:
@@ -279,4 +316,29 @@ def test_the_page_queries_do_not_grow_with_the_events(auditor: Any, org: Organiz
     with CaptureQueriesContext(connection) as many:
         response = client.get("/audit/", {"q": "alice changed"})
     assert len(rows(response)) == 20
+    assert len(many) == len(few)
+
+
+def test_the_links_cost_one_query_per_type_however_many_objects(
+    admin: Any, org: Organization, alice: Any, profile: Any, settings: Any
+) -> None:
+    """Mailboxes, profiles and contacts linked on one page: a few queries, not one per event."""
+    settings.PAGE_SIZE = 50
+    actor = Actor(name="x")
+    client = client_for(admin)
+
+    def changes(n: int) -> None:
+        for i in range(n):
+            mailbox = make_mailbox(org, None, f"q{i}-{n}@example.com", profile, owner_type="queue", queue_name="Q")
+            record(actor, "mailbox.updated", mailbox, organization=org)
+            record(actor, "server_profile.updated", profile, organization=org)
+            record(actor, "contact.updated", make_record("contact", org, alice), organization=org)
+
+    changes(1)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/audit/")
+    changes(10)
+    with CaptureQueriesContext(connection) as many:
+        response = client.get("/audit/")
+    assert table(response).count("<a href=") >= 33
     assert len(many) == len(few)

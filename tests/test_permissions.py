@@ -39,13 +39,17 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("favicon", "GET"):              (301,   301,   301,   301,   301,   301,   301,   301),
     ("logout", "GET"):               (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("logout", "POST"):              (MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED),
+    # Django's set_language, for the language chooser: back to the page (here "/"), for everyone.
+    ("i18n", "POST"):                (MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED),
     ("audit-log", "GET"):            (LOGIN, DENY,  OK,    DENY,  DENY,  OK,    DENY,  OK),
     ("dashboard", "GET"):            (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("profile-list", "GET"):         (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("profile-create", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("profile-create", "POST"):      (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("profile-detail", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
-    ("profile-detail", "POST"):      (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
+    ("profile-detail", "POST"):      (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),  # read only
+    ("profile-edit", "GET"):         (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
+    ("profile-edit", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
     ("profile-delete", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  OK),
     ("profile-delete", "POST"):      (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
     ("mailbox-list", "GET"):         (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
@@ -107,7 +111,7 @@ for _kind in CRM_KINDS:
 # fmt: on
 
 # Included URL configurations outside the project, tested by their prefix only.
-PREFIXES = {"django-admin": "/django-admin/", "django-rq": "/django-rq/"}
+PREFIXES = {"django-admin": "/django-admin/", "django-rq": "/django-rq/", "i18n": "/i18n/setlang/"}
 
 
 @pytest.fixture

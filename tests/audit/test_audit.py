@@ -123,6 +123,23 @@ def test_no_event_when_nothing_changed(org: Organization, system: Actor) -> None
     assert AuditEvent.objects.count() == before
 
 
+def test_extra_changes_are_recorded_in_the_same_event(org: Organization, system: Actor) -> None:
+    before = AuditEvent.objects.count()
+    loaded = Organization.objects.get(pk=org.pk)
+    loaded.name = "Acme Corporation"
+    loaded.save_audited(system, extra_changes={"reason": ["", "The new name"]})
+
+    assert AuditEvent.objects.count() == before + 1
+    assert last_event(org).changes == {"name": ["Acme", "Acme Corporation"], "reason": ["", "The new name"]}
+
+
+def test_extra_changes_alone_are_an_event(org: Organization, system: Actor) -> None:
+    loaded = Organization.objects.get(pk=org.pk)
+    loaded.save_audited(system, "organization.reviewed", extra_changes={"reason": ["", "Yearly review"]})
+    event = last_event(org)
+    assert (event.action, event.changes) == ("organization.reviewed", {"reason": ["", "Yearly review"]})
+
+
 def test_two_saves_record_two_steps(org: Organization, system: Actor) -> None:
     loaded = Organization.objects.get(pk=org.pk)
     loaded.name = "Step 1"

@@ -14,6 +14,7 @@ from audit.log import MASK, MASK_CHANGED, Actor, record
 from audit.models import AuditEvent
 from mailboxes.models import Mailbox, Organization
 from tests.conftest import make_mailbox
+from tests.crm.test_views import make_record
 
 
 def event(action: str, changes: dict[str, Any], object_type: str = "mailboxes.mailbox") -> AuditEvent:
@@ -104,12 +105,8 @@ def test_links_go_to_objects_that_exist_with_one_query_per_type(
     alice_mailbox: Mailbox,
     bob: Any,
     profile: Any,
-    monkeypatch: pytest.MonkeyPatch,
     django_assert_num_queries: Any,
 ) -> None:
-    monkeypatch.setattr(
-        Mailbox, "get_absolute_url", lambda self: reverse("mailbox-detail", args=[self.pk]), raising=False
-    )
     actor = Actor(name="admin")
     gone = make_mailbox(org, bob, "bob@example.com", profile)
     gone.approve(actor)
@@ -125,13 +122,69 @@ def test_links_go_to_objects_that_exist_with_one_query_per_type(
     assert urls == {("mailboxes.mailbox", str(alice_mailbox.pk)): f"/mailboxes/{alice_mailbox.pk}/"}
 
     with django_assert_num_queries(1):
-        attach_object_urls(events)
+        attach_object_urls(events, [org.pk])
     with django_assert_num_queries(0):
         assert {e.object_id: e.object_url for e in events} == {
             str(alice_mailbox.pk): f"/mailboxes/{alice_mailbox.pk}/",
             gone_id: None,
             "not-a-uuid": None,
         }
+
+
+@pytest.mark.django_db
+def test_mailboxes_profiles_and_crm_records_have_pages(org: Organization, alice: Any, alice_mailbox: Mailbox) -> None:
+    contact = make_record("contact", org, alice)
+    task = make_record("task", org, alice)
+    assert alice_mailbox.get_absolute_url() == reverse("mailbox-detail", args=[alice_mailbox.pk])
+    assert alice_mailbox.profile.get_absolute_url() == f"/profiles/{alice_mailbox.profile_id}/"
+    assert contact.get_absolute_url() == f"/crm/contacts/{contact.pk}/"
+    assert task.get_absolute_url() == f"/crm/tasks/{task.pk}/"
+
+
+@pytest.mark.django_db
+def test_links_go_only_to_objects_of_the_organizations_the_viewer_administers(
+    org: Organization, other_org: Organization, alice: Any, alice_mailbox: Mailbox, other_mailbox: Mailbox
+) -> None:
+    actor = Actor(name="admin")
+    contact = make_record("contact", org, alice)
+    events = [
+        record(actor, "mailbox.updated", alice_mailbox, organization=org),
+        record(actor, "server_profile.updated", alice_mailbox.profile, organization=org),
+        record(actor, "contact.updated", contact, organization=org),
+        record(actor, "mailbox.updated", other_mailbox, organization=other_org),
+    ]
+    acme = {
+        ("mailboxes.mailbox", str(alice_mailbox.pk)): f"/mailboxes/{alice_mailbox.pk}/",
+        ("mailboxes.emailserverprofile", str(alice_mailbox.profile_id)): f"/profiles/{alice_mailbox.profile_id}/",
+        ("crm.contact", str(contact.pk)): f"/crm/contacts/{contact.pk}/",
+    }
+    globex = {("mailboxes.mailbox", str(other_mailbox.pk)): f"/mailboxes/{other_mailbox.pk}/"}
+
+    assert object_urls(events) == {**acme, **globex}  # whoever looks
+    assert object_urls(events, [org.pk]) == acme
+    assert object_urls(events, [other_org.pk]) == globex
+
+
+@pytest.mark.django_db
+def test_a_viewer_who_administers_nothing_gets_no_link_and_costs_no_query(
+    org: Organization, alice_mailbox: Mailbox, django_assert_num_queries: Any
+) -> None:
+    events = [record(Actor(name="admin"), "mailbox.updated", alice_mailbox, organization=org)]
+    with django_assert_num_queries(0):
+        attach_object_urls(events, [])
+    assert events[0].object_url is None
+
+
+@pytest.mark.django_db
+def test_a_page_of_a_model_without_organization_is_not_linked_for_a_viewer(
+    org: Organization, alice: Any, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    monkeypatch.setattr(type(alice), "get_absolute_url", lambda self: f"/users/{self.pk}/", raising=False)
+    events = [record(Actor.system(), "user.locked_out", alice, organization=org)]
+
+    assert object_urls(events) == {("auth.user", str(alice.pk)): f"/users/{alice.pk}/"}
+    with django_assert_num_queries(0):
+        assert object_urls(events, [org.pk]) == {}
 
 
 @pytest.mark.django_db

@@ -324,6 +324,35 @@ def test_reject_keeps_the_address_from_syncing(alice_mailbox: Mailbox, approver:
     assert events(mailbox, "mailbox.rejected")[0].changes == {"approval_status": ["pending", "rejected"]}
 
 
+def test_reject_records_the_reason_in_the_same_event(alice_mailbox: Mailbox, approver: Any) -> None:
+    alice_mailbox.reject(Actor(user=approver), reason="Not one of our domains.")
+
+    mailbox = fresh(alice_mailbox)
+    assert (mailbox.approval_status, mailbox.approval_changed_by) == (ApprovalStatus.REJECTED, approver)
+    [event] = AuditEvent.objects.for_object(mailbox)
+    assert event.action == "mailbox.rejected"
+    assert event.changes == {"approval_status": ["pending", "rejected"], "reason": ["", "Not one of our domains."]}
+
+
+def test_rejecting_again_with_a_reason_records_the_reason(alice_mailbox: Mailbox, approver: Any) -> None:
+    alice_mailbox.reject(Actor(user=approver))
+    alice_mailbox.reject(Actor(user=approver), reason="Still not ours.")
+    assert [e.changes for e in events(alice_mailbox, "mailbox.rejected")] == [
+        {"approval_status": ["pending", "rejected"]},
+        {"reason": ["", "Still not ours."]},
+    ]
+
+
+def test_reject_refuses_a_mailbox_without_address_and_records_nothing(
+    org: Organization, alice: Any, profile: EmailServerProfile, approver: Any
+) -> None:
+    mailbox = make_mailbox(org, alice, "", profile)
+    with pytest.raises(ValidationError, match="no email address"):
+        mailbox.reject(Actor(user=approver), reason="Why")
+    assert fresh(mailbox).approval_status == ApprovalStatus.EMPTY
+    assert events(mailbox, "mailbox.rejected") == []
+
+
 def test_changing_the_address_sends_it_back_to_pending(alice_mailbox: Mailbox, approver: Any, admin: Any) -> None:
     alice_mailbox.approve(Actor(user=approver))
     mailbox = fresh(alice_mailbox)
@@ -638,3 +667,82 @@ def test_a_second_default_profile_is_refused_by_the_database(org: Organization) 
 
 def test_mailbox_addresses_lists_the_profiles_mailboxes(profile: EmailServerProfile, alice_mailbox: Mailbox) -> None:
     assert profile.mailbox_addresses() == ["alice@example.com"]
+
+
+# Moving mailboxes to another server profile ------------------------------------------------
+
+
+def test_a_mailbox_can_move_to_a_profile_of_its_organization(
+    alice_mailbox: Mailbox, org: Organization, other_profile: EmailServerProfile
+) -> None:
+    assert alice_mailbox.profile_problems(make_profile(org, "Second")) == []
+    assert alice_mailbox.profile_problems(other_profile) == ["Choose a server profile of the mailbox's organization."]
+
+
+def test_profile_problems_leave_the_mailbox_unchanged(
+    alice_mailbox: Mailbox, pop3_profile: EmailServerProfile, profile: EmailServerProfile
+) -> None:
+    alice_mailbox.address = "  Alice@Example.com "  # clean() would normalise it
+    [problem] = alice_mailbox.profile_problems(pop3_profile)
+    assert "carries email only" in problem
+    assert (alice_mailbox.profile, alice_mailbox.address) == (profile, "  Alice@Example.com ")
+
+
+def test_a_profile_with_each_mailboxs_credentials_needs_the_mailboxs_own(
+    alice_mailbox: Mailbox, org: Organization
+) -> None:
+    own = make_profile(org, "Own credentials", credentials_source=CredentialsSource.MAILBOX, username="")
+    assert alice_mailbox.profile_problems(own) == [
+        "The profile uses each mailbox's own credentials, and this mailbox has none."
+    ]
+    alice_mailbox.username, alice_mailbox.password = "alice", "pw"
+    assert alice_mailbox.profile_problems(own) == []
+
+
+def test_change_profile_moves_all_resets_their_tests_and_audits_each(
+    org: Organization, alice_mailbox: Mailbox, bob: Any, profile: EmailServerProfile, admin: Any
+) -> None:
+    bob_mailbox = make_mailbox(org, bob, "bob@example.com", profile, test_overall=Outcome.SUCCESS, enabled_act=True)
+    second = make_profile(org, "Second")
+    already = make_mailbox(org, None, "q@example.com", second, owner_type=OwnerType.QUEUE, queue_name="Q")
+
+    moved = Mailbox.change_profile([alice_mailbox, bob_mailbox, already], second, Actor(user=admin))
+
+    assert moved == [alice_mailbox, bob_mailbox]
+    bob_mailbox = fresh(bob_mailbox)
+    assert (bob_mailbox.profile, bob_mailbox.test_overall, bob_mailbox.enabled_act) == (second, Outcome.NOT_RUN, False)
+    assert fresh(alice_mailbox).profile == second
+    changed = AuditEvent.objects.filter(action="mailbox.updated")
+    assert {e.object_id: e.changes["profile"] for e in changed} == {
+        str(alice_mailbox.pk): ["Exchange", "Second"],
+        str(bob_mailbox.pk): ["Exchange", "Second"],
+    }
+
+
+def test_change_profile_is_all_or_nothing(
+    org: Organization, alice_mailbox: Mailbox, bob: Any, profile: EmailServerProfile, pop3_profile: EmailServerProfile
+) -> None:
+    client_only = make_mailbox(org, bob, "bob@example.com", profile, act_method=ActMethod.CLIENT)
+
+    with pytest.raises(ValidationError) as refused:
+        Mailbox.change_profile([client_only, alice_mailbox], pop3_profile, Actor.system())
+
+    [problem] = refused.value.messages
+    assert problem.startswith("alice@example.com: A POP3/IMAP profile carries email only")
+    assert {fresh(m).profile for m in (client_only, alice_mailbox)} == {profile}
+    assert not AuditEvent.objects.filter(action="mailbox.updated").exists()
+
+
+# Sorting mailboxes by owner ---------------------------------------------------------------
+
+
+def test_order_by_owner_sorts_users_and_queues_by_the_name_shown(
+    org: Organization, alice: Any, bob: Any, profile: EmailServerProfile
+) -> None:
+    make_mailbox(org, bob, "b@example.com", profile)  # "Bob"
+    make_mailbox(org, alice, "z@example.com", profile)  # "Alice"
+    make_mailbox(org, None, "q@example.com", profile, owner_type=OwnerType.QUEUE, queue_name="archive")
+
+    names = [m.owner_name for m in Mailbox.objects.order_by_owner()]
+    assert names == ["Alice", "archive", "Bob"]
+    assert [m.owner_name for m in Mailbox.objects.order_by_owner(descending=True)] == names[::-1]

@@ -1,11 +1,13 @@
-"""Server profile pages: list, create, edit, delete (STYLE.md 10)."""
+"""Server profile pages: list, create, the profile's page, edit, delete (STYLE.md 10)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from audit.log import MASK, MASK_CHANGED
 from audit.models import AuditEvent
@@ -162,11 +164,107 @@ def test_create_rejects_another_organizations_id(admin_client: Client, other_org
     assert not EmailServerProfile.objects.exists()
 
 
+# The profile's page: read only
+
+
+def test_the_profile_page_shows_the_settings_in_words(admin_client: Client, profile: Any) -> None:
+    response = admin_client.get(f"/profiles/{profile.pk}/")
+
+    assert response.status_code == 200
+    shown = dict(response.context["settings"])
+    assert shown["Server type"] == "Exchange Server (on-premises, EWS)"
+    assert shown["Authentication"] == "Basic"
+    assert shown["Credentials"] == "Credentials of this profile (service account)"
+    assert shown["Locate the server by autodiscover"] == "No"
+    assert shown["EWS URL"] == "https://mail.example.com/EWS/Exchange.asmx"
+    assert shown["Password"] == "stored"
+    assert "Incoming server" not in shown  # a POP3/IMAP setting: not for an Exchange profile
+    assert "OAuth client secret" not in shown
+    html = response.content.decode()
+    assert "Exchange Server (on-premises, EWS)" in html
+    assert "exchange_onprem" not in html
+
+
+def test_the_profile_page_never_shows_a_secret_and_has_no_form_for_them(admin_client: Client, profile: Any) -> None:
+    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
+    assert "s3cret-profile-pw" not in html
+    assert 'name="password"' not in html
+    assert "<textarea" not in html and 'type="text"' not in html
+
+
+def test_the_profile_page_shows_a_pop3_profiles_servers(admin_client: Client, pop3_profile: Any) -> None:
+    shown = dict(admin_client.get(f"/profiles/{pop3_profile.pk}/").context["settings"])
+    assert shown["Server type"] == "POP3/SMTP"
+    assert (shown["Incoming server"], shown["Incoming port"], shown["Incoming TLS"]) == ("pop.example.com", 995, "Yes")
+    assert "EWS URL" not in shown
+
+
+def test_the_profile_page_counts_its_mailboxes_and_links_them(
+    admin_client: Client, org: Organization, profile: Any, alice_mailbox: Any, bob: Any
+) -> None:
+    make_mailbox(org, bob, "bob@example.com", profile)
+    make_mailbox(org, None, "sales@example.com", make_profile(org, "Other"), owner_type="queue", queue_name="Sales")
+
+    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
+    assert f'<a href="/mailboxes/?profile={profile.pk}">2 mailboxes use this profile</a>' in html
+
+
+def test_the_profile_page_says_when_no_mailbox_uses_it(admin_client: Client, profile: Any) -> None:
+    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
+    assert "No mailbox uses this profile." in html
+    assert f"/mailboxes/?profile={profile.pk}" not in html
+
+
+def test_the_profile_page_offers_test_edit_and_delete(admin_client: Client, profile: Any) -> None:
+    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
+    assert f'action="/profiles/{profile.pk}/test/"' in html
+    assert f'href="/profiles/{profile.pk}/edit/"' in html
+    assert f'href="/profiles/{profile.pk}/delete/"' in html
+
+
+def test_the_profile_page_shows_the_history_in_words(admin_client: Client, profile: Any) -> None:
+    admin_client.post(f"/profiles/{profile.pk}/edit/", edit_data(profile, polling_interval_minutes=9))
+
+    response = admin_client.get(f"/profiles/{profile.pk}/")
+    assert [e.action for e in response.context["history"]] == ["server_profile.updated"]
+    html = response.content.decode()
+    assert "Server profile changed" in html
+    assert "server_profile.updated" not in html
+
+
+def test_the_profile_page_refuses_a_post(admin_client: Client, profile: Any) -> None:
+    response = admin_client.post(f"/profiles/{profile.pk}/", edit_data(profile, name="Renamed"))
+    assert response.status_code == 405
+    profile.refresh_from_db()
+    assert profile.name == "Exchange"
+    assert not AuditEvent.objects.filter(action="server_profile.updated").exists()
+
+
+def test_the_profile_page_queries_do_not_grow_with_the_mailboxes(
+    admin_client: Client, org: Organization, profile: Any
+) -> None:
+    url = f"/profiles/{profile.pk}/"
+
+    def change(n: int) -> None:
+        make_mailbox(org, None, f"q{n}@example.com", profile, owner_type="queue", queue_name=f"Q{n}")
+        admin_client.post(f"{url}edit/", edit_data(profile, polling_interval_minutes=n + 10))
+
+    change(0)
+    with CaptureQueriesContext(connection) as few:
+        admin_client.get(url)
+    for n in range(1, 10):
+        change(n)
+    with CaptureQueriesContext(connection) as many:
+        response = admin_client.get(url)
+    assert len(response.context["history"]) == 10
+    assert len(many) == len(few) <= 10
+
+
 # Edit
 
 
 def test_edit_page_never_renders_the_password(admin_client: Client, profile: Any) -> None:
-    response = admin_client.get(f"/profiles/{profile.pk}/")
+    response = admin_client.get(f"/profiles/{profile.pk}/edit/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "s3cret-profile-pw" not in html
@@ -174,8 +272,21 @@ def test_edit_page_never_renders_the_password(admin_client: Client, profile: Any
     assert "A value is stored" in html
 
 
+def test_edit_page_cancel_goes_back_to_the_profile(admin_client: Client, profile: Any) -> None:
+    html = admin_client.get(f"/profiles/{profile.pk}/edit/").content.decode()
+    assert f'<a class="btn btn-link" href="/profiles/{profile.pk}/">Cancel</a>' in html
+
+
+def test_edit_saves_and_goes_back_to_the_profile_with_a_message(admin_client: Client, profile: Any) -> None:
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", edit_data(profile, name="Renamed"), follow=True)
+
+    assert response.redirect_chain == [(f"/profiles/{profile.pk}/", 302)]
+    assert response.templates[0].name == "mailboxes/profile_detail.html"
+    assert "Server profile “Renamed” saved." in response.content.decode()
+
+
 def test_edit_with_empty_password_keeps_the_stored_one(admin_client: Client, profile: Any) -> None:
-    response = admin_client.post(f"/profiles/{profile.pk}/", edit_data(profile, polling_interval_minutes=7))
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", edit_data(profile, polling_interval_minutes=7))
 
     assert response.status_code == 302
     profile.refresh_from_db()
@@ -188,7 +299,7 @@ def test_edit_with_empty_password_keeps_the_stored_one(admin_client: Client, pro
 def test_edit_with_new_password_replaces_it_and_audits_it_masked(
     admin_client: Client, profile: Any, admin: Any
 ) -> None:
-    response = admin_client.post(f"/profiles/{profile.pk}/", edit_data(profile, password="brand-New-pw"))
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", edit_data(profile, password="brand-New-pw"))
 
     assert response.status_code == 302
     assert response.url == f"/profiles/{profile.pk}/"
@@ -205,33 +316,27 @@ def test_edit_cannot_move_the_profile_to_another_organization(
     admin_client: Client, profile: Any, other_org: Organization
 ) -> None:
     data = edit_data(profile, organization=other_org.pk)
-    response = admin_client.post(f"/profiles/{profile.pk}/", data)
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", data)
     assert response.status_code == 302
     profile.refresh_from_db()
     assert profile.organization_id != other_org.pk
 
 
 def test_edit_rejects_invalid_values_and_saves_nothing(admin_client: Client, profile: Any) -> None:
-    response = admin_client.post(f"/profiles/{profile.pk}/", edit_data(profile, polling_interval_minutes=0))
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", edit_data(profile, polling_interval_minutes=0))
     assert response.status_code == 200
+    assert response.context["editing"] is True
     assert "polling_interval_minutes" in response.context["form"].errors
     profile.refresh_from_db()
     assert profile.polling_interval_minutes == 5
     assert not AuditEvent.objects.filter(action="server_profile.updated").exists()
 
 
-def test_edit_page_shows_the_profiles_history(admin_client: Client, profile: Any) -> None:
-    admin_client.post(f"/profiles/{profile.pk}/", edit_data(profile, polling_interval_minutes=9))
-    response = admin_client.get(f"/profiles/{profile.pk}/")
-    assert [e.action for e in response.context["history"]] == ["server_profile.updated"]
-    assert "server_profile.updated" in response.content.decode()
-
-
 def test_making_a_profile_default_moves_the_flag_from_the_old_default(admin_client: Client, org: Organization) -> None:
     old = make_profile(org, "Old default", is_default=True)
     new = make_profile(org, "New one")
 
-    response = admin_client.post(f"/profiles/{new.pk}/", edit_data(new, is_default="on"))
+    response = admin_client.post(f"/profiles/{new.pk}/edit/", edit_data(new, is_default="on"))
 
     assert response.status_code == 302
     old.refresh_from_db()
@@ -252,7 +357,8 @@ def test_creating_a_default_profile_moves_the_flag(admin_client: Client, org: Or
 
 def test_another_organizations_profile_is_404(admin_client: Client, other_profile: Any) -> None:
     assert admin_client.get(f"/profiles/{other_profile.pk}/").status_code == 404
-    response = admin_client.post(f"/profiles/{other_profile.pk}/", edit_data(other_profile, name="Taken"))
+    assert admin_client.get(f"/profiles/{other_profile.pk}/edit/").status_code == 404
+    response = admin_client.post(f"/profiles/{other_profile.pk}/edit/", edit_data(other_profile, name="Taken"))
     assert response.status_code == 404
     other_profile.refresh_from_db()
     assert other_profile.name == "Globex Exchange"

@@ -84,7 +84,7 @@ def test_error_reports_never_show_a_typed_secret(
     mailbox = own_credentials_mailbox(org, alice)
     url, data = {
         "profile-create": ("/profiles/new/", profile_data(org, password=TYPED)),
-        "profile-edit": (f"/profiles/{profile.pk}/", profile_edit_data(profile, password=TYPED)),
+        "profile-edit": (f"/profiles/{profile.pk}/edit/", profile_edit_data(profile, password=TYPED)),
         "mailbox-create": ("/mailboxes/new/", mailbox_data(org, admin, "admin@example.com", profile, password=TYPED)),
         "mailbox-edit": (f"/mailboxes/{mailbox.pk}/edit/", mailbox_edit_data(mailbox, password=TYPED)),
     }[page]
@@ -129,7 +129,7 @@ def test_an_endpoint_change_needs_the_password_again(
     admin_client: Client, profile: Any, alice_mailbox: Any, change: dict[str, Any]
 ) -> None:
     before = profile_edit_data(profile)
-    response = admin_client.post(f"/profiles/{profile.pk}/", profile_edit_data(profile, **change))
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", profile_edit_data(profile, **change))
 
     assert response.status_code == 200
     assert response.context["form"].errors["password"] == ["The server changed: enter the password again."]
@@ -151,7 +151,7 @@ def test_an_endpoint_change_needs_the_password_again(
 def test_a_pop3_endpoint_change_needs_the_password_again(
     admin_client: Client, pop3_profile: Any, change: dict[str, Any]
 ) -> None:
-    response = admin_client.post(f"/profiles/{pop3_profile.pk}/", profile_edit_data(pop3_profile, **change))
+    response = admin_client.post(f"/profiles/{pop3_profile.pk}/edit/", profile_edit_data(pop3_profile, **change))
 
     assert response.status_code == 200
     assert response.context["form"].errors["password"] == ["The server changed: enter the password again."]
@@ -165,7 +165,7 @@ def test_an_endpoint_change_with_the_password_typed_again_saves(
     Mailbox.objects.filter(pk=alice_mailbox.pk).update(test_overall=TestStatus.SUCCESS)
     data = profile_edit_data(profile, ews_url="https://new.example/EWS/Exchange.asmx", password=TYPED)
 
-    response = admin_client.post(f"/profiles/{profile.pk}/", data)
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", data)
 
     assert response.status_code == 302
     profile.refresh_from_db()
@@ -186,7 +186,7 @@ def test_an_oauth_endpoint_change_needs_the_client_secret_and_drops_the_unused_p
         oauth_client_id="c",
         oauth_client_secret="client-secret-value",
     )
-    url = f"/profiles/{profile.pk}/"
+    url = f"/profiles/{profile.pk}/edit/"
     changed = {"ews_url": "https://attacker.example/EWS/Exchange.asmx"}
 
     response = admin_client.post(url, profile_edit_data(profile, **changed))
@@ -202,14 +202,14 @@ def test_an_oauth_endpoint_change_needs_the_client_secret_and_drops_the_unused_p
 
 
 def test_other_changes_keep_the_stored_secret(admin_client: Client, profile: Any) -> None:
-    response = admin_client.post(f"/profiles/{profile.pk}/", profile_edit_data(profile, name="Renamed"))
+    response = admin_client.post(f"/profiles/{profile.pk}/edit/", profile_edit_data(profile, name="Renamed"))
     assert response.status_code == 302
     profile.refresh_from_db()
     assert (profile.name, profile.password) == ("Renamed", STORED)
 
 
 def test_the_profile_form_says_a_new_server_needs_the_secrets_again(admin_client: Client, profile: Any) -> None:
-    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
+    html = admin_client.get(f"/profiles/{profile.pk}/edit/").content.decode()
     assert "If you change the server" in html
     assert "a stored secret is never sent to a new server" in html
 
@@ -257,7 +257,7 @@ def test_the_profile_page_asks_for_a_password_it_cannot_decrypt(
     admin_client: Client, profile: Any, settings: Any
 ) -> None:
     settings.ENCRYPTION_KEYS = [new_key()]  # the key that encrypted the password was removed
-    url = f"/profiles/{profile.pk}/"
+    url = f"/profiles/{profile.pk}/edit/"
 
     page = admin_client.get(url)
     assert page.status_code == 200
