@@ -3,11 +3,32 @@
 "use strict";
 
 // A "select all" checkbox: data-select-all="CSS selector of the checkboxes it ticks".
+// With data-all-matching="CSS selector of the 'all matching' checkbox" (a page that lists fewer
+// than all matching rows has one): ticking all on the page means all matching, so that box is
+// ticked too; unticking any row unticks it and the select-all box, as the action then applies
+// to the rows still ticked only.
+function setAllMatching(selectAll, checked) {
+  const selector = selectAll.dataset.allMatching;
+  const allMatching = selector && document.querySelector(selector);
+  if (allMatching) {
+    allMatching.checked = checked;
+  }
+}
+
 document.addEventListener("change", function (event) {
-  const selector = event.target.dataset && event.target.dataset.selectAll;
+  const box = event.target;
+  const selector = box.dataset && box.dataset.selectAll;
   if (selector) {
-    document.querySelectorAll(selector).forEach(function (box) {
-      box.checked = event.target.checked;
+    document.querySelectorAll(selector).forEach(function (row) {
+      row.checked = box.checked;
+    });
+    setAllMatching(box, box.checked);
+  } else if (box.type === "checkbox" && !box.checked) {
+    document.querySelectorAll("[data-select-all]").forEach(function (selectAll) {
+      if (box.matches(selectAll.dataset.selectAll)) {
+        selectAll.checked = false;
+        setAllMatching(selectAll, false);
+      }
     });
   }
 });

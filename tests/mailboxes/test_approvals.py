@@ -498,6 +498,9 @@ def test_the_page_offers_to_select_all_matching(approver: Any, sixty_pending: li
     assert 'name="all_matching" value="1"' in html
     assert "Select all 60 matching, on every page" in html
     assert '<input type="hidden" name="status" value="pending">' in html
+    # portal.js ticks it with the page's select-all box (tests/mailboxes/test_select_all_browser.py).
+    assert 'id="all-matching"' in html
+    assert 'data-select-all="#bulk input[name=mailbox]" data-all-matching="#all-matching"' in html
 
 
 def test_a_page_showing_everything_offers_no_select_all_matching(approver: Any, alice_mailbox: Mailbox) -> None:
