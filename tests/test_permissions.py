@@ -14,7 +14,9 @@ from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from audit.log import Actor
 from audit.models import AuditEvent
+from clients.models import ClientInstance
 from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
 from syncjobs.models import Conflict, ErrorKind, ItemLink, LinkState, RunStatus, SyncRun
@@ -89,6 +91,19 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("link-release", "POST"):        (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
     ("conflict-apply-other", "GET"): (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("conflict-apply-other", "POST"): (LOGIN, DENY, DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+    # Client instances: everyone sees their own; the change-request queue is for approvers and admins.
+    ("client-list", "GET"):          (LOGIN, OK,    OK,    OK,    OK,    OK,    OK,    OK),
+    ("client-revoke", "GET"):        (LOGIN, HIDE,  HIDE,  OK,    HIDE,  HIDE,  HIDE,  HIDE),
+    ("client-revoke", "POST"):       (LOGIN, HIDE,  HIDE,  MOVED, HIDE,  HIDE,  HIDE,  HIDE),
+    ("client-requests", "GET"):      (LOGIN, OK,    DENY,  DENY,  DENY,  OK,    DENY,  OK),
+    ("client-request-approve", "GET"):  (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("client-request-approve", "POST"): (LOGIN, MOVED, DENY, DENY, DENY, HIDE, DENY, MOVED),
+    ("client-request-reject", "GET"):   (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("client-request-reject", "POST"):  (LOGIN, MOVED, DENY, DENY, DENY, HIDE, DENY, MOVED),
+    ("client-requests-approve", "GET"):  (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("client-requests-approve", "POST"): (LOGIN, MOVED, DENY, DENY, DENY, MOVED, DENY, MOVED),
+    ("client-requests-reject", "GET"):   (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("client-requests-reject", "POST"):  (LOGIN, MOVED, DENY, DENY, DENY, MOVED, DENY, MOVED),
     ("django-admin", "GET"):         (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
     ("django-rq", "GET"):            (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
 }
@@ -108,6 +123,10 @@ for _kind in CRM_KINDS:
         (f"{_kind}-delete", "GET"):     (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
         (f"{_kind}-delete", "POST"):    (LOGIN, DENY,  DENY,  HIDE,  DENY,  HIDE,  DENY,  MOVED),
     })
+# The client API answers a browser session with 401: it takes bearer tokens (and Basic to register).
+for _name in ("api-instances", "api-instance-me", "api-instance-promote", "api-changes", "api-offline"):
+    EXPECTED.update({(_name, "GET"): (401,) * 8, (_name, "POST"): (401,) * 8})
+EXPECTED.update({("api-schema", "GET"): (OK,) * 8, ("api-docs", "GET"): (OK,) * 8})
 # fmt: on
 
 # Included URL configurations outside the project, tested by their prefix only.
@@ -152,15 +171,24 @@ def objects(
         exchange_values={"job_title": "Mailbox title"},
         resolution={"job_title": "crm"},
     )
+    # Alice's instances: the first synchronizes, the second asks to (approved by the approver's
+    # POST; the admin's then finds it decided and is sent back to the queue).
+    ClientInstance.register(Actor.system("tests"), alice, org, "Laptop", "LAPTOP-1", "9.1")
+    desktop, _token = ClientInstance.register(Actor.system("tests"), alice, org, "Desktop", "DESKTOP-7", "9.1")
+    found["client"] = desktop
+    request = desktop.request_promotion(Actor.system("tests"), "New computer")
+    found["client-request"] = request
     return found
 
 
 def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
     if name in PREFIXES:
         return PREFIXES[name]
-    if name.startswith(("profile-", "mailbox-", "run-", "link-", "conflict-", *CRM_KINDS)) and not name.endswith(
-        ("-list", "-create")
-    ):
+    if name in ("client-request-approve", "client-request-reject"):
+        return reverse(name, args=[objects["client-request"].pk])
+    if name.startswith(
+        ("profile-", "mailbox-", "run-", "link-", "conflict-", "client-revoke", *CRM_KINDS)
+    ) and not name.endswith(("-list", "-create")):
         obj = objects.get((name, method)) or objects[name.split("-")[0]]
         return reverse(name, args=[obj.pk])
     return reverse(name)
