@@ -154,7 +154,7 @@ def test_profile_test_and_enable_queues_every_mailbox_of_the_profile(
 
     response = admin_client.post(f"/profiles/{profile.pk}/test/")
 
-    assert response.url == f"/profiles/{profile.pk}/edit/"
+    assert response.url == f"/profiles/{profile.pk}/"
     assert sorted(TestRun.objects.values_list("mailbox__address", flat=True)) == [
         "alice@example.com",
         "bob@example.com",
@@ -168,7 +168,7 @@ def test_profile_test_of_another_organization_is_404(admin_client: Client, other
 
 
 def test_the_profile_page_has_the_test_all_button(admin_client: Client, profile: EmailServerProfile) -> None:
-    html = admin_client.get(f"/profiles/{profile.pk}/edit/").content.decode()
+    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
     assert f'action="/profiles/{profile.pk}/test/"' in html
 
 
@@ -635,12 +635,12 @@ def test_the_profile_page_flags_when_over_half_its_mailboxes_failed_within_the_h
     SyncRun.objects.create(mailbox=bob_mailbox, status=RunStatus.FAILED, finished_at=now - timedelta(minutes=70))
 
     assert failing_share(profile, now) == pytest.approx(1 / 3)
-    assert 'id="failing-share"' not in admin_client.get(f"/profiles/{profile.pk}/edit/").content.decode()
+    assert 'id="failing-share"' not in admin_client.get(f"/profiles/{profile.pk}/").content.decode()
 
     SyncRun.objects.create(mailbox=bob_mailbox, status=RunStatus.FAILED, finished_at=now - timedelta(minutes=30))
 
     assert failing_share(profile, now) == pytest.approx(2 / 3)
-    html = admin_client.get(f"/profiles/{profile.pk}/edit/").content.decode()
+    html = admin_client.get(f"/profiles/{profile.pk}/").content.decode()
     assert 'id="failing-share"' in html
     assert "67% of this profile" in html
 
