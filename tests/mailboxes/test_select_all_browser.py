@@ -1,32 +1,20 @@
 """Select all on the approvals page, in a browser: all on the page means all matching.
 
-A browser test (marked e2e) beside the page's other tests; it drives Debian's Chromium
-as tests/e2e does.
+A browser test (marked e2e) beside the page's other tests, on the browser fixtures of
+tests/conftest.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from mailboxes.models import Mailbox, Organization
 from tests.conftest import PASSWORD, make_mailbox
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(10_000)
-        yield context.new_page()
-        browser.close()
 
 
 def sign_in(page: Page, url: str, username: str) -> None:
