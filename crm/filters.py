@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from audit.log import Actor
@@ -438,3 +439,86 @@ def ensure_default_filters(user: Any, organization: Organization, actor: Actor) 
             sync_filter.save_audited(actor)
             created.append(sync_filter)
         return created
+
+
+# The rule editor, the preview and resetting to the templates ------------------------------
+
+# Operators whose value is a number of days from today.
+DAY_OPS = frozenset({Op.ON_OR_AFTER_DAYS, Op.ON_OR_BEFORE_DAYS})
+
+
+def editor_fields(record_type: str) -> list[dict[str, Any]]:
+    """The fields a filter of one record type may use, as the rule editor offers them.
+
+    Each field: its name, label (the model field's, in the active language), kind, the
+    operators that apply to it ((value, label) in FilterOperator's order) and, for choice
+    and yes/no fields, the values it takes ((value, label)).
+    """
+    model = SYNCED_MODELS[record_type]
+    fields = []
+    for name, spec in _fields_for(record_type).items():
+        field = model._meta.get_field(name)
+        if spec.kind == "choice":
+            choices = [(str(value), str(label)) for value, label in field.choices if value in spec.choices]
+        elif spec.kind == "bool":
+            choices = [("true", _("Yes")), ("false", _("No"))]
+        else:
+            choices = []
+        fields.append(
+            {
+                "name": name,
+                "label": str(capfirst(field.verbose_name)),
+                "kind": spec.kind,
+                "operators": [(op.value, str(op.label)) for op in Op if op.value in spec.operators],
+                "choices": choices,
+            }
+        )
+    return fields
+
+
+def editor_spec() -> dict[str, Any]:
+    """What the rule editor needs to know, as JSON-ready data: fields per record type, which
+    operators take no value, a list or a number of days, and how deep groups may nest."""
+    return {
+        "max_depth": MAX_DEPTH,
+        "max_days": MAX_DAYS,
+        "no_value": sorted(op.value for op in NO_VALUE_OPS),
+        "list_ops": [Op.IN.value],
+        "day_ops": sorted(op.value for op in DAY_OPS),
+        "record_types": {record_type: editor_fields(record_type) for record_type in RecordType.values},
+    }
+
+
+def preview(
+    record_type: str,
+    rules: Any,
+    user: Any,
+    organization: Organization,
+    records: Any = None,
+    limit: int = 10,
+    today: datetime.date | None = None,
+) -> tuple[int, list[Any]]:
+    """How many records one filter's rules select, and the first ``limit`` of them.
+
+    1. Compile the rules as the engine does (a ValidationError names the bad row).
+    2. Limit them to the organization and, when given, to ``records``: a queryset of the
+       record type's model, for example the records the person may see.
+    """
+    q = Q(organization=organization) & compile_rules(record_type, rules, user, today or timezone.localdate())
+    matching = (records if records is not None else SYNCED_MODELS[record_type].objects).filter(q)
+    return matching.count(), list(matching[:limit])
+
+
+def reset_filters(user: Any, organization: Organization, actor: Actor) -> tuple[int, list[SyncFilter]]:
+    """Replace a user's filters in an organization with its templates, or else the defaults.
+
+    1. In one transaction, delete each of the user's filters there (each deletion audited).
+    2. Copy the templates as for a new member (``ensure_default_filters``, audited).
+    Returns how many filters were deleted and the filters created.
+    """
+    with transaction.atomic():
+        old = list(SyncFilter.objects.select_for_update().filter(user=user, organization=organization))
+        for sync_filter in old:
+            sync_filter.delete_audited(actor)
+        created = ensure_default_filters(user, organization, actor)
+    return len(old), created
