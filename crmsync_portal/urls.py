@@ -31,6 +31,7 @@ urlpatterns = [
     path("", include("syncjobs.urls")),
     path("", include("crm.urls")),
     path("", include("clients.urls")),
+    path("", include("selfservice.urls")),
     path("django-admin/", admin.site.urls),
     path("django-rq/", include(rq_urls)),
 ]

@@ -15,8 +15,6 @@ from mailboxes.models import Mailbox, Membership, Organization, Role
 from syncjobs.models import Conflict
 from tests.conftest import client_for, make_mailbox, make_profile
 
-URLS = "tests.selfservice.urls"
-
 
 @pytest.fixture
 def alice_client(alice: Any) -> Client:

@@ -10,9 +10,8 @@ from django.test import Client
 from crm.models import SyncFilter
 from mailboxes.models import Mailbox
 from tests.conftest import client_for
-from tests.selfservice.conftest import URLS
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(URLS)]
+pytestmark = pytest.mark.django_db
 
 # The pages every member may open, and those for administrators only.
 PAGES = ["/me/mailbox/", "/me/filters/", "/me/filters/new/", "/me/settings/", "/me/conflicts/"]

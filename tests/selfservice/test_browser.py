@@ -12,9 +12,9 @@ from crm.models import Contact, SyncFilter
 from mailboxes.models import Membership
 from tests.conftest import PASSWORD
 from tests.e2e.test_console import Visit, check
-from tests.selfservice.conftest import URLS, make_conflict
+from tests.selfservice.conftest import make_conflict
 
-pytestmark = [pytest.mark.e2e, pytest.mark.urls(URLS)]
+pytestmark = pytest.mark.e2e
 
 
 def sign_in(page: Page, url: str, username: str) -> None:

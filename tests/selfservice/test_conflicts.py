@@ -11,9 +11,9 @@ from audit.models import AuditEvent
 from crm.models import Contact
 from mailboxes.models import Mailbox
 from syncjobs.models import ConflictStatus
-from tests.selfservice.conftest import URLS, make_conflict
+from tests.selfservice.conftest import make_conflict
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(URLS)]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture

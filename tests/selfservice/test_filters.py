@@ -14,9 +14,8 @@ from crm.filters import filter_q
 from crm.models import Contact, SyncFilter
 from mailboxes.models import Organization
 from tests.conftest import client_for
-from tests.selfservice.conftest import URLS
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(URLS)]
+pytestmark = pytest.mark.django_db
 
 SMITHS = {"match": "all", "rules": [{"field": "last_name", "operator": "contains", "value": "smith"}]}
 OWN_SMITHS = {

@@ -12,9 +12,8 @@ from audit.models import AuditEvent
 from mailboxes.models import ApprovalStatus, CredentialsSource, EmailServerProfile, Mailbox, TestStatus
 from syncjobs.models import TestRun, TestRunStatus
 from tests.conftest import client_for, make_mailbox, make_profile
-from tests.selfservice.conftest import URLS
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(URLS)]
+pytestmark = pytest.mark.django_db
 
 PASSWORD = "alice-Mailbox-pw-9"
 

@@ -11,9 +11,8 @@ from django.test import Client
 from audit.models import AuditEvent
 from mailboxes.models import Mailbox, Membership, Organization, TrackingRule
 from tests.conftest import client_for
-from tests.selfservice.conftest import URLS
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls(URLS)]
+pytestmark = pytest.mark.django_db
 
 
 def messages_of(response: Any) -> str:
