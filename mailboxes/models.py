@@ -834,10 +834,20 @@ class Mailbox(AuditedModel):
             return False
         return self.approval_status == ApprovalStatus.APPROVED or not self.requires_approval
 
+    def in_sync_organization(self) -> bool:
+        """A user's mailbox exchanges data with one organization only: the user's synchronizing
+        one (DOMAIN.md, the one-of rules). A queue's mailbox belongs to its organization alone."""
+        if self.owner_type != OwnerType.USER:
+            return True
+        return Membership.objects.filter(
+            user_id=self.user_id, organization_id=self.organization_id, is_sync_organization=True
+        ).exists()
+
     def can_sync(self, channel: str) -> bool:
         """The gate of DOMAIN.md: nothing syncs until every condition holds."""
         return (
             self.is_active
+            and self.in_sync_organization()
             and self.profile_id is not None
             and self.method(channel) != IncomingMethod.NONE
             and self.address_ok()

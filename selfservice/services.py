@@ -73,6 +73,8 @@ def advice(mailbox: Mailbox, channel: str) -> str:
     profile = mailbox.profile
     if not mailbox.is_active:
         return _("An administrator switched your mailbox off: ask them to switch it on.")
+    if not mailbox.in_sync_organization():
+        return _("Make this organization your synchronizing organization under My settings.")
     if mailbox.method(channel) == IncomingMethod.NONE:
         return _("Choose a sync method for this channel if it should sync.")
     if profile is None:

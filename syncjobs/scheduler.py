@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from mailboxes.models import ApprovalStatus, Channel, Mailbox, OwnerType, SyncMethod, TestStatus
+from mailboxes.models import ApprovalStatus, Channel, Mailbox, Membership, OwnerType, SyncMethod, TestStatus
 from syncjobs.engine import recover_stale
 from syncjobs.jobs import enqueue_sync, requeue
 from syncjobs.models import RunStatus, SyncRun, Trigger
@@ -31,6 +31,10 @@ def due_mailboxes(now: datetime) -> QuerySet[Mailbox]:
         | Q(owner_type=OwnerType.QUEUE, organization__require_approval_queue_mailboxes=False)
     )
     active_run = SyncRun.objects.active().filter(mailbox=OuterRef("pk"), channel=Channel.ACT)
+    # Only the user's synchronizing organization syncs with the mailbox (Mailbox.in_sync_organization).
+    sync_organization = Membership.objects.filter(
+        user=OuterRef("user"), organization=OuterRef("organization"), is_sync_organization=True
+    )
     return (
         Mailbox.objects.filter(
             approved,
@@ -42,6 +46,7 @@ def due_mailboxes(now: datetime) -> QuerySet[Mailbox]:
             enabled_act=True,
         )
         .exclude(address="")
+        .filter(Exists(sync_organization))
         .filter(Q(next_sync_at__isnull=True) | Q(next_sync_at__lte=now))
         .exclude(Exists(active_run))
         .select_related("organization")

@@ -59,6 +59,11 @@ def sync_refusal(mailbox: Mailbox, channel: str) -> str:
     """Why ``mailbox.can_sync(channel)`` is false, in plain words; "" when it may sync."""
     if not mailbox.is_active:
         return _("The mailbox is not active.")
+    if not mailbox.in_sync_organization():
+        return _(
+            "%(organization)s is not the synchronizing organization of %(owner)s: only that "
+            "organization syncs with the mailbox."
+        ) % {"organization": mailbox.organization.name, "owner": mailbox.owner_name}
     if mailbox.method(channel) == IncomingMethod.NONE:
         return _("The sync method of “%(channel)s” is None.") % {"channel": Channel(channel).label}
     problem = gate_problem(mailbox, channel)
