@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from audit.log import Actor, record
 from crmsync_portal.lib.crypto import DecryptionError
@@ -183,7 +184,7 @@ def check_channels(mailbox: Mailbox) -> dict[str, dict[str, str]]:
     to_test = []
     for channel in Channel.values:
         if mailbox.method(channel) == IncomingMethod.NONE:
-            results[channel] = {"status": NOT_RUN, "message": "The sync method is None: nothing to test."}
+            results[channel] = {"status": NOT_RUN, "message": gettext_noop("The sync method is None: nothing to test.")}
             continue
         problem = gate_problem(mailbox, channel)
         if problem:
@@ -210,7 +211,7 @@ def check_channels(mailbox: Mailbox) -> dict[str, dict[str, str]]:
             except Exception as error:
                 results[channel] = {"status": FAILURE, "message": _message(error)}
             else:
-                results[channel] = {"status": SUCCESS, "message": "Passed."}
+                results[channel] = {"status": SUCCESS, "message": gettext_noop("Passed.")}
     finally:
         backend.close()
     return results

@@ -321,3 +321,13 @@ def test_language_chooser_switches_to_danish_and_back() -> None:
     page = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="da").content.decode()
     assert '<html lang="en">' in page
     assert "Sign in" in page
+
+
+def test_a_stored_test_result_reads_in_the_readers_language() -> None:
+    from django.template import Context, Template
+    from django.utils import translation
+
+    template = Template("{% load portal %}{{ message|stored_text }}|{{ other|stored_text }}")
+    with translation.override("da"):
+        html = template.render(Context({"message": "Passed.", "other": "Server said: 42"}))
+    assert html == "Bestået.|Server said: 42"
