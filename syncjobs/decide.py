@@ -192,7 +192,12 @@ def _merge(
             # The CRM owns it; a side that holds the base but never agreed on this field keeps its own.
             merged[name] = c if crm is not None or name in base else e
         elif direction == TO_CRM:
-            merged[name] = e if ex is not None or name in base else c
+            # The mailbox owns it; an item that still holds the base, as far as Exchange can hold
+            # it, has not changed it: the base stays, never cut to Exchange's limits.
+            if ex is not None and not (name in base and e == exchange_base.get(name)):
+                merged[name] = e
+            else:
+                merged[name] = b if name in base else c
         elif c == e or (c is not None and e == clip({name: c}).get(name)):
             merged[name] = c  # the same, or the same as far as Exchange can hold it
         elif name in base and e == exchange_base.get(name):

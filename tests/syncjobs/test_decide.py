@@ -338,6 +338,24 @@ def test_a_crm_only_change_does_not_clear_a_to_crm_field() -> None:
     assert dec.update_crm == {}  # SYNC.md: CRM changed, mailbox unchanged -> update Exchange only
 
 
+def test_a_long_to_crm_field_is_not_cut_when_the_crm_changes_another_field() -> None:
+    # Found by SyncMachine: a mailbox-owned location longer than Exchange holds, created from the
+    # CRM; a later CRM edit of another field wrote the clipped location back over the CRM's.
+    rules = rules_with(location=TO_CRM)
+    v = appointment(location="x" * 255 + "a")
+    created = decide(None, crm(v), None, rules)
+    mailbox = clip({**dict.fromkeys(FIELDS), **created.create_exchange})
+    status = Status(created.crm_hash, rules.exchange_hash(mailbox), created.base)
+    edited = {**v, "description": "Agenda"}
+    for ex_side in (None, ExchangeSide(mailbox)):
+        dec = decide(status, crm(edited, modified=9), ex_side, rules)
+        assert dec.update_crm == {}
+        assert dec.update_exchange == {"description": "Agenda"}
+    # A mailbox edit of another field does not cut it either.
+    dec = decide(status, crm(v), ExchangeSide({**mailbox, "subject": "Moved"}, modified=9), rules)
+    assert dec.update_crm == {"subject": "Moved"}
+
+
 def test_a_create_stores_the_hash_of_what_the_mailbox_holds() -> None:
     rules = rules_with(subject=TO_CRM, location=NONE)
     v = appointment(subject=LONG)
