@@ -66,6 +66,7 @@ ACTIONS = {
     "client_instance.promotion_rejected": _("Refused as the synchronizing instance"),
     "client_instance.promotion_cancelled": _("Request to become the synchronizing instance withdrawn"),
     "client_instance.demoted": _("No longer the synchronizing instance"),
+    "client_conflict.resolved": _("Conflict from a client resolved"),
     # Offline filters (clients.OfflineFilter)
     "offline_filter.created": _("Offline filter created"),
     "offline_filter.updated": _("Offline filter changed"),

@@ -28,7 +28,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.log import Actor, record
 from audit.mixins import AuditedModel
-from crm.models import RecordType
+from crm.models import CrmRecord, RecordType
 from mailboxes.models import Membership, Organization
 
 REASON_MAX = 500
@@ -58,6 +58,14 @@ class AlreadySynchronizing(ClientError):
 
 
 class InstanceRevoked(ClientError):
+    pass
+
+
+class ConflictClosed(ClientError):
+    pass
+
+
+class RecordGone(ClientError):
     pass
 
 
@@ -441,6 +449,73 @@ class ClientConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_type} {self.record_id} ({self.op})"
+
+    @property
+    def is_delete(self) -> bool:
+        return bool(self.ours.get("deleted"))
+
+    def sent_fields(self) -> dict[str, Any]:
+        """The fields the client sent (only those the client API syncs), as JSON values."""
+        from crm.directions import SYNC_FIELDS
+
+        synced = SYNC_FIELDS.get(self.record_type, ())
+        return {name: value for name, value in (self.ours.get("fields") or {}).items() if name in synced}
+
+    def resolve(self, actor: Actor, keep: str) -> CrmRecord | None:
+        """Close the conflict keeping the CRM's record as it is ("crm") or the client's change ("client").
+
+        1. Lock the conflict; a closed one is a ConflictClosed (resolving twice applies nothing twice).
+        2. Lock the record, as the client's user may change it today (the push's rules). Gone
+           (deleted, or no longer theirs) and the client's side wanted: the conflict is closed
+           all the same, audited, and RecordGone says so.
+        3. "client": the sent fields, validated as a push validates them, saved (a new version);
+           or the client's delete. A value the record refuses is a ClientError: nothing changes.
+        4. Close the conflict and audit which side was kept, with the fields before and after.
+        """
+        from clients.push import OpError, _assign
+        from clients.records import fields_of
+        from clients.scope import crm_role, crm_visibility
+        from crm.models import SYNCED_MODELS
+
+        if keep not in ("crm", "client"):
+            raise ValueError(f"unknown side {keep!r}")
+        gone = False
+        with transaction.atomic():
+            locked = ClientConflict.objects.select_for_update().filter(pk=self.pk).first()
+            if locked is None or locked.status != ConflictStatus.OPEN:
+                raise ConflictClosed(gettext("This conflict is closed already."))
+            model = SYNCED_MODELS.get(locked.record_type)
+            visible = crm_visibility(locked.user, locked.organization, crm_role(locked.user, locked.organization))
+            obj = None
+            if model is not None and visible is not None:
+                obj = model.all_objects.select_for_update().filter(visible, pk=locked.record_id).first()
+            changes: dict[str, list[Any]] = {"kept": ["", keep]}
+            if obj is None or obj.is_deleted:
+                gone = keep == "client"
+                changes["record"] = ["", gettext("deleted")]
+            else:
+                changes["record"] = ["", f"{locked.record_type} {obj}"]
+            if keep == "client" and not gone:
+                before = fields_of(locked.record_type, obj)
+                if locked.is_delete:
+                    obj.delete()
+                    changes["deleted"] = [False, True]
+                else:
+                    try:
+                        changed = _assign(obj, locked.record_type, locked.sent_fields())
+                    except OpError as error:
+                        raise ClientError(str(error)) from None
+                    if changed:
+                        obj.save(update_fields=changed)
+                    after = fields_of(locked.record_type, obj)
+                    changes.update({name: [before[name], after[name]] for name in changed})
+            locked.status = ConflictStatus.CLOSED
+            locked.save(update_fields=["status"])
+            record(actor, "client_conflict.resolved", locked, changes=changes, organization=locked.organization)
+        self.status = locked.status
+        if gone:
+            raise RecordGone(gettext("The record was deleted meanwhile: the conflict is closed, nothing was applied."))
+        return obj
 
 
 class Feed(models.TextChoices):

@@ -1,7 +1,7 @@
 """What a person may reach on their own pages: one helper per object type.
 
 Everything here is the person's own: their mailbox, their sync filters, the conflicts of
-their mailbox. Someone else's object is a 404 (its existence is not revealed). The one
+their mailbox and of their desktop clients. Someone else's object is a 404 (its existence is not revealed). The one
 exception is an organization's filter templates, which its administrators edit: another
 member of that organization gets a 403, anybody else a 404.
 """
@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
+from clients.models import ClientConflict
 from crm.models import SyncFilter
 from mailboxes.access import ADMIN, memberships, org_ids, role_required
 from mailboxes.models import Mailbox, Organization, OwnerType, Role
@@ -75,6 +76,18 @@ def get_own_conflict(request: HttpRequest, pk: Any) -> Conflict:
     conflict = (
         Conflict.objects.select_related("mailbox__organization")
         .filter(pk=pk, mailbox__user_id=request.user.pk, mailbox__owner_type=OwnerType.USER)
+        .first()
+    )
+    if conflict is None:
+        raise Http404
+    return conflict
+
+
+def get_own_client_conflict(request: HttpRequest, pk: Any) -> ClientConflict:
+    """A conflict one of the person's own client instances recorded (open or closed)."""
+    conflict = (
+        ClientConflict.objects.select_related("instance", "organization", "user")
+        .filter(pk=pk, user_id=request.user.pk)
         .first()
     )
     if conflict is None:

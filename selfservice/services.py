@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from audit.log import Actor, record
+from clients.models import ClientConflict
+from clients.records import fields_of
 from crm.access import visible_records
 from crm.filters import DAY_OPS, editor_fields, editor_spec, validate_rules
 from crm.models import SYNCED_MODELS, Account, Contact, FilterOperator
@@ -302,3 +304,23 @@ def resolve_conflict(found: Conflict, side: str, actor: Actor) -> bool:
             organization=mailbox.organization,
         )
     return True
+
+
+def client_conflict_rows(conflict: ClientConflict, record: Any) -> list[dict[str, Any]]:
+    """Per field the client sent: its label, the CRM's value now (or as recorded, if the record
+    is gone) and the client's, and whether they differ."""
+    model = SYNCED_MODELS.get(conflict.record_type)
+    crm = fields_of(conflict.record_type, record) if record is not None else conflict.theirs.get("fields", {})
+    rows = []
+    for name, value in conflict.sent_fields().items():
+        label = str(model._meta.get_field(name).verbose_name) if model else name
+        rows.append(
+            {
+                "field": name,
+                "label": label[:1].upper() + label[1:],
+                "crm": _shown(crm.get(name)),
+                "client": _shown(value),
+                "differs": crm.get(name) != value,
+            }
+        )
+    return rows

@@ -26,4 +26,14 @@ urlpatterns = [
     path("me/conflicts/", views.conflict_list, name="my-conflicts"),
     path("me/conflicts/<uuid:pk>/keep-crm/", views.conflict_keep_crm, name="my-conflict-keep-crm"),
     path("me/conflicts/<uuid:pk>/take-mailbox/", views.conflict_take_mailbox, name="my-conflict-take-mailbox"),
+    path(
+        "me/conflicts/client/<uuid:pk>/keep-crm/",
+        views.client_conflict_keep_crm,
+        name="my-client-conflict-keep-crm",
+    ),
+    path(
+        "me/conflicts/client/<uuid:pk>/take-client/",
+        views.client_conflict_take_client,
+        name="my-client-conflict-take-client",
+    ),
 ]

@@ -21,6 +21,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.log import Actor
 from audit.models import AuditEvent
+from clients.models import ClientConflict, ClientError, ConflictClosed, RecordGone
+from clients.models import ConflictStatus as ClientConflictStatus
 from crm.access import visible_records
 from crm.filters import DEFAULT_FILTERS, preview, reset_filters
 from crm.models import SYNCED_MODELS, FilterOperator, RecordType, SyncFilter
@@ -31,6 +33,7 @@ from selfservice.access import (
     admin_organizations,
     admin_required,
     get_filter_for_user,
+    get_own_client_conflict,
     get_own_conflict,
     get_own_mailbox,
     member_organizations,
@@ -50,6 +53,7 @@ from selfservice.services import (
     MAILBOX,
     RuleWords,
     channel_states,
+    client_conflict_rows,
     conflict_rows,
     editor_data,
     error_advice,
@@ -522,7 +526,32 @@ def conflict_list(request: HttpRequest) -> HttpResponse:
             reverse(f"{model._meta.model_name}-detail", args=[conflict.crm_id]) if key in visible and model else ""
         )
         conflict.rows = conflict_rows(conflict)
-    return render(request, "selfservice/conflicts.html", {"subnav": "conflicts", "conflicts": conflicts})
+    ctx = {"subnav": "conflicts", "conflicts": conflicts, "client_conflicts": _client_conflicts(request)}
+    return render(request, "selfservice/conflicts.html", ctx)
+
+
+def _client_conflicts(request: HttpRequest) -> list[ClientConflict]:
+    """The person's open client conflicts, each with its record (if it is still there and theirs
+    to see), a link to it, and the fields side by side."""
+    conflicts = list(
+        ClientConflict.objects.filter(user_id=request.user.pk, status=ClientConflictStatus.OPEN)
+        .select_related("instance")
+        .order_by("-created_at")[:CONFLICTS_SHOWN]
+    )
+    records: dict[tuple[str, str], Any] = {}
+    for record_type in {c.record_type for c in conflicts}:
+        model = SYNCED_MODELS.get(record_type)
+        if model is None:
+            continue
+        ids = [c.record_id for c in conflicts if c.record_type == record_type]
+        for obj in visible_records(request.user, model).filter(pk__in=ids):
+            records[(record_type, str(obj.pk))] = obj
+    for conflict in conflicts:
+        obj = records.get((conflict.record_type, str(conflict.record_id)))
+        conflict.record = obj
+        conflict.record_url = reverse(f"{obj._meta.model_name}-detail", args=[obj.pk]) if obj is not None else ""
+        conflict.rows = client_conflict_rows(conflict, obj)
+    return conflicts
 
 
 def _resolve(request: HttpRequest, pk: Any, side: str) -> HttpResponse:
@@ -549,3 +578,34 @@ def conflict_keep_crm(request: HttpRequest, pk: Any) -> HttpResponse:
 @member_required
 def conflict_take_mailbox(request: HttpRequest, pk: Any) -> HttpResponse:
     return _resolve(request, pk, MAILBOX)
+
+
+def _resolve_client(request: HttpRequest, pk: Any, keep: str) -> HttpResponse:
+    conflict = get_own_client_conflict(request, pk)
+    try:
+        conflict.resolve(Actor.from_request(request), keep)
+    except (ConflictClosed, RecordGone) as error:
+        messages.warning(request, str(error))
+    except ClientError as error:
+        text = _("The client's version could not be applied: %(error)s")
+        messages.error(request, text % {"error": error})
+    else:
+        text = (
+            _("The CRM version is kept; your client gets it at its next sync.")
+            if keep == "crm"
+            else _("Your client's version is in the CRM record now.")
+        )
+        messages.success(request, text)
+    return redirect("my-conflicts")
+
+
+@require_POST
+@member_required
+def client_conflict_keep_crm(request: HttpRequest, pk: Any) -> HttpResponse:
+    return _resolve_client(request, pk, "crm")
+
+
+@require_POST
+@member_required
+def client_conflict_take_client(request: HttpRequest, pk: Any) -> HttpResponse:
+    return _resolve_client(request, pk, "client")

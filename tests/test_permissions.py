@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from audit.log import Actor
 from audit.models import AuditEvent
-from clients.models import ClientInstance
+from clients.models import ClientConflict, ClientInstance
 from crm.models import SyncFilter
 from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
@@ -165,6 +165,10 @@ EXPECTED.update({
     ("my-conflict-keep-crm", "POST"):         (LOGIN, HIDE , HIDE , MOVED, DENY , HIDE , DENY , HIDE),
     ("my-conflict-take-mailbox", "GET"):      (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("my-conflict-take-mailbox", "POST"):     (LOGIN, HIDE , HIDE , MOVED, DENY , HIDE , DENY , HIDE),
+    ("my-client-conflict-keep-crm", "GET"):   (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("my-client-conflict-keep-crm", "POST"):  (LOGIN, HIDE , HIDE , MOVED, DENY , HIDE , DENY , HIDE),
+    ("my-client-conflict-take-client", "GET"):  (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("my-client-conflict-take-client", "POST"): (LOGIN, HIDE , HIDE , MOVED, DENY , HIDE , DENY , HIDE),
     ("my-filter-templates", "GET"):           (LOGIN, DENY , DENY , DENY , DENY , OK   , DENY , OK),
     ("my-filter-templates", "POST"):          (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("my-filter-template-create", "GET"):     (LOGIN, DENY , DENY , DENY , DENY , OK   , DENY , OK),
@@ -237,6 +241,20 @@ def objects(
         exchange_values={"job_title": "Mailbox"},
         resolution={"job_title": "crm"},
     )
+    # An open conflict alice's client recorded (alice's keep-crm closes it; her take-client then
+    # finds it closed and is sent back to the page).
+    found["my-client-conflict"] = ClientConflict.objects.create(
+        instance=desktop,
+        user=alice,
+        organization=org,
+        record_type="contact",
+        record_id=contact.pk,
+        op_id="op-1",
+        op="update",
+        base={"version": 1},
+        theirs={"version": 2, "deleted": False, "fields": {"job_title": "CRM"}},
+        ours={"fields": {"job_title": "Client"}},
+    )
     return found
 
 
@@ -245,6 +263,8 @@ def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
         return PREFIXES[name]
     if name in ("my-filter-edit", "my-filter-activate", "my-filter-deactivate", "my-filter-delete"):
         return reverse(name, args=[objects["my-filter"].pk])
+    if name.startswith("my-client-conflict-"):
+        return reverse(name, args=[objects["my-client-conflict"].pk])
     if name.startswith("my-conflict-"):
         return reverse(name, args=[objects["my-conflict"].pk])
     if name in ("client-request-approve", "client-request-reject"):
