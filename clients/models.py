@@ -28,7 +28,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.log import Actor, record
 from audit.mixins import AuditedModel
-from crm.models import CrmRecord, RecordType
+from crm.models import CrmRecord, FilterRules, RecordType
 from mailboxes.models import Membership, Organization
 
 REASON_MAX = 500
@@ -538,7 +538,7 @@ class HeldRecord(models.Model):
         ]
 
 
-class OfflineFilter(AuditedModel):
+class OfflineFilter(FilterRules):
     """Which records a user's client keeps for offline use, per record type.
 
     The same rules as a sync filter (crm/filters.py validates and compiles them); a user's
@@ -549,30 +549,18 @@ class OfflineFilter(AuditedModel):
     audit_name = "offline_filter"
     audit_fields = ("name", "record_type", "user", "enabled", "rules")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organization")
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="offline_filters", verbose_name=_("user")
     )
-    record_type = models.CharField(_("record type"), max_length=20, choices=RecordType.choices)
-    name = models.CharField(_("name"), max_length=200)
-    enabled = models.BooleanField(_("enabled"), default=True)
-    rules = models.JSONField(_("rules"), default=dict, blank=True)
-    updated = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["record_type", "name"]
         verbose_name = _("offline filter")
         verbose_name_plural = _("offline filters")
         indexes = [models.Index(fields=["user", "organization"])]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def audit_organization(self) -> Organization:
-        return self.organization
 
     def clean(self) -> None:
         from crm.filters import validate_rules

@@ -267,7 +267,28 @@ class FilterOperator(models.TextChoices):
     IN = "in", _("is one of")
 
 
-class SyncFilter(AuditedModel):
+class FilterRules(AuditedModel):
+    """A named, switchable set of filter rules for one record type (crm/filters.py validates and
+    compiles them): the fields sync filters and the clients' offline filters share."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    record_type = models.CharField(_("record type"), max_length=20, choices=RecordType.choices)
+    name = models.CharField(_("name"), max_length=200)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    rules = models.JSONField(_("rules"), default=dict, blank=True)
+    updated = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+    def audit_organization(self) -> Organization:
+        return self.organization
+
+
+class SyncFilter(FilterRules):
     """Which records of one type go to a user's mailbox.
 
     ``rules`` is a group: ``{"match": "all" | "any", "rules": [row or group, ...]}`` where a
@@ -279,7 +300,6 @@ class SyncFilter(AuditedModel):
     audit_name = "sync_filter"
     audit_fields = ("name", "record_type", "user", "enabled", "rules")
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="sync_filters", verbose_name=_("organization")
     )
@@ -292,23 +312,12 @@ class SyncFilter(AuditedModel):
         verbose_name=_("user"),
         help_text=_("Empty: an organization template, copied to users who join."),
     )
-    record_type = models.CharField(_("record type"), max_length=20, choices=RecordType.choices)
-    name = models.CharField(_("name"), max_length=200)
-    enabled = models.BooleanField(_("enabled"), default=True)
-    rules = models.JSONField(_("rules"), default=dict, blank=True)
-    updated = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["record_type", "name"]
         verbose_name = _("sync filter")
         verbose_name_plural = _("sync filters")
         indexes = [models.Index(fields=["user", "record_type"])]
-
-    def __str__(self) -> str:
-        return self.name
-
-    def audit_organization(self) -> Organization:
-        return self.organization
 
 
 class Direction(models.TextChoices):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from crispy_forms.helper import FormHelper
@@ -77,12 +77,12 @@ class FieldGroup:
 class FieldGroupsMixin:
     """Renders the fields in their groups, and ignores the fields that do not apply.
 
-    A field that does not apply to the choices made is set back to its default however it was
-    submitted, and any error of its own is dropped: it is hidden, and it is not saved.
+    The form defines ``field_groups() -> list[FieldGroup]``. A field that does not apply to the
+    choices made is set back to its default however it was submitted, and any error of its own
+    is dropped: it is hidden, and it is not saved.
     """
 
-    def field_groups(self) -> list[FieldGroup]:
-        raise NotImplementedError
+    field_groups: Callable[[], list[FieldGroup]]
 
     @property
     def helper(self) -> FormHelper:

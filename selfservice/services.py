@@ -7,11 +7,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from audit.log import Actor, record
+from audit.log import Actor
 from clients.models import ClientConflict
 from clients.records import fields_of
 from crm.access import visible_records
@@ -28,8 +26,7 @@ from mailboxes.models import (
     Organization,
     TestStatus,
 )
-from syncjobs import mapping
-from syncjobs.models import Conflict, ConflictStatus
+from syncjobs.models import Conflict, shown
 from syncjobs.testenable import sync_refusal
 
 # Sides of a conflict, as Conflict.resolution names them.
@@ -227,14 +224,6 @@ def editor_data(user: Any, organization_ids: list[Any]) -> dict[str, Any]:
 # Conflicts ---------------------------------------------------------------------------------
 
 
-def _shown(value: Any) -> str:
-    if value is None or value == "" or value == []:
-        return "—"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
 def conflict_rows(conflict: Conflict) -> list[dict[str, Any]]:
     """Per disputed field: its label, the base and both versions, and which side the engine applied."""
     model = SYNCED_MODELS.get(conflict.record_type)
@@ -248,9 +237,9 @@ def conflict_rows(conflict: Conflict) -> list[dict[str, Any]]:
             {
                 "field": name,
                 "label": label[:1].upper() + label[1:],
-                "base": _shown(conflict.base.get(name)),
-                "crm": _shown(conflict.crm_values.get(name)),
-                "exchange": _shown(conflict.exchange_values.get(name)),
+                "base": shown(conflict.base.get(name)),
+                "crm": shown(conflict.crm_values.get(name)),
+                "exchange": shown(conflict.exchange_values.get(name)),
                 "applied": conflict.resolution.get(name, ""),
             }
         )
@@ -258,52 +247,16 @@ def conflict_rows(conflict: Conflict) -> list[dict[str, Any]]:
 
 
 def resolve_conflict(found: Conflict, side: str, actor: Actor) -> bool:
-    """Settle a conflict with one side's values for every disputed field; False if it was closed.
-
-    As the administrators' "apply the other side" (syncjobs.views.conflict_apply_other):
-    1. Lock the conflict; a closed one is left alone, and so is one whose record is gone.
-    2. Write the chosen side's values into the CRM record; save it (a new version) only if
-       that changes it. The next sync carries the record to the mailbox.
-    3. Close the conflict with who resolved it, and audit the change.
-    """
+    """Settle a conflict with one side's values for every disputed field; False if it was closed
+    or its record is gone (``Conflict.settle``, as the administrators' "apply the other side")."""
     if side not in (CRM, MAILBOX):
         raise ValueError(f"unknown side {side!r}")
-    mailbox = found.mailbox
-    with transaction.atomic():
-        conflict = Conflict.objects.select_for_update().filter(pk=found.pk, status=ConflictStatus.OPEN).first()
-        model = SYNCED_MODELS.get(found.record_type)
-        obj = model.all_objects.filter(pk=found.crm_id).first() if conflict and model else None
-        if conflict is None or obj is None:
-            return False
-        chosen = conflict.crm_values if side == CRM else conflict.exchange_values
-        before = mapping.crm_values(obj)
-        changed = mapping.apply_to_record(obj, {name: chosen.get(name) for name in conflict.fields})
-        if changed:
-            obj.save()
-        after = mapping.crm_values(obj)
-        user = actor.user
-        conflict.resolution = dict.fromkeys(conflict.fields, side)
-        conflict.resolved_by = user.get_full_name() or user.get_username()
-        conflict.status = ConflictStatus.CLOSED
-        conflict.closed_at = timezone.now()
-        conflict.save(update_fields=["resolution", "resolved_by", "status", "closed_at"])
-        reason = (
-            _("The mailbox's owner kept the CRM version.")
-            if side == CRM
-            else _("The mailbox's owner took the mailbox version.")
-        )
-        record(
-            actor,
-            "mailbox.conflict_resolved",
-            mailbox,
-            changes={
-                "record": ["", f"{conflict.record_type} {obj}"],
-                "reason": ["", reason],
-                **{f: [_shown(before.get(f)), _shown(after.get(f))] for f in conflict.fields if f in changed},
-            },
-            organization=mailbox.organization,
-        )
-    return True
+    reason = (
+        _("The mailbox's owner kept the CRM version.")
+        if side == CRM
+        else _("The mailbox's owner took the mailbox version.")
+    )
+    return found.settle(actor, dict.fromkeys(found.fields, side), reason)
 
 
 def client_conflict_rows(conflict: ClientConflict, record: Any) -> list[dict[str, Any]]:
@@ -318,8 +271,8 @@ def client_conflict_rows(conflict: ClientConflict, record: Any) -> list[dict[str
             {
                 "field": name,
                 "label": label[:1].upper() + label[1:],
-                "crm": _shown(crm.get(name)),
-                "client": _shown(value),
+                "crm": shown(crm.get(name)),
+                "client": shown(value),
                 "differs": crm.get(name) != value,
             }
         )

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -121,6 +121,62 @@ class Conflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.record_type} {self.crm_id}: {', '.join(self.fields)}"
+
+    def settle(self, actor: Any, sides: dict[str, str], reason: str = "") -> bool:
+        """Write the chosen side ({field: "crm" | "exchange"}) of each disputed field into the CRM
+        record; the next sync carries it to the mailbox. False if the conflict was closed already
+        or its record is gone.
+
+        1. Lock the conflict; a closed one is left alone, and so is one whose record is gone.
+        2. Take each field's value from its chosen side; save the record (a new version) only if
+           that changes it.
+        3. Close the conflict with who resolved it, and audit the change (with the reason).
+        """
+        from audit.log import record
+        from crm.models import SYNCED_MODELS
+        from syncjobs import mapping
+
+        with transaction.atomic():
+            conflict = Conflict.objects.select_for_update().filter(pk=self.pk, status=ConflictStatus.OPEN).first()
+            model = SYNCED_MODELS.get(self.record_type)
+            obj = model.all_objects.filter(pk=self.crm_id).first() if conflict and model else None
+            if conflict is None or obj is None:
+                return False
+            values = {
+                f: (conflict.crm_values if sides[f] == "crm" else conflict.exchange_values).get(f)
+                for f in conflict.fields
+            }
+            before = mapping.crm_values(obj)
+            changed = mapping.apply_to_record(obj, values)
+            if changed:
+                obj.save()
+            after = mapping.crm_values(obj)
+            conflict.resolution = {f: sides[f] for f in conflict.fields}
+            conflict.resolved_by = actor.user.get_full_name() or actor.user.get_username()
+            conflict.status = ConflictStatus.CLOSED
+            conflict.closed_at = timezone.now()
+            conflict.save(update_fields=["resolution", "resolved_by", "status", "closed_at"])
+            changes = {"record": ["", f"{conflict.record_type} {obj}"]}
+            if reason:
+                changes["reason"] = ["", reason]
+            changes |= {f: [shown(before.get(f)), shown(after.get(f))] for f in conflict.fields if f in changed}
+            record(
+                actor,
+                "mailbox.conflict_resolved",
+                self.mailbox,
+                changes=changes,
+                organization=self.mailbox.organization,
+            )
+        return True
+
+
+def shown(value: Any) -> str:
+    """A field's value as pages and the audit log show it: "—" for nothing, lists joined."""
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 class Trigger(models.TextChoices):

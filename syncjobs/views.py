@@ -32,7 +32,6 @@ from mailboxes.access import (
     selected_mailboxes,
 )
 from mailboxes.models import Channel, Mailbox
-from syncjobs import mapping
 from syncjobs.access import get_conflict_for_user, get_link_for_user, get_run_for_user
 from syncjobs.jobs import enqueue_sync, enqueue_test
 from syncjobs.models import (
@@ -46,6 +45,7 @@ from syncjobs.models import (
     TestRun,
     TestRunStatus,
     Trigger,
+    shown,
 )
 from syncjobs.testenable import sync_refusal
 
@@ -65,14 +65,6 @@ def _back(request: HttpRequest, fallback: str, *args: Any) -> HttpResponse:
 
 
 # The mailbox page
-
-
-def _shown(value: Any) -> str:
-    if value is None or value == "" or value == []:
-        return "—"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
 
 
 def _record_names(keys: set[tuple[str, Any]]) -> dict[tuple[str, str], str]:
@@ -129,9 +121,9 @@ def mailbox_sync_context(mailbox: Mailbox) -> dict[str, Any]:
         conflict.rows = [
             {
                 "field": field,
-                "base": _shown(conflict.base.get(field)),
-                "crm": _shown(conflict.crm_values.get(field)),
-                "exchange": _shown(conflict.exchange_values.get(field)),
+                "base": shown(conflict.base.get(field)),
+                "crm": shown(conflict.crm_values.get(field)),
+                "exchange": shown(conflict.exchange_values.get(field)),
                 "applied": conflict.resolution.get(field, ""),
             }
             for field in conflict.fields
@@ -266,45 +258,12 @@ def link_release(request: HttpRequest, pk: Any) -> HttpResponse:
 @require_POST
 @role_required(*ADMIN)
 def conflict_apply_other(request: HttpRequest, pk: Any) -> HttpResponse:
-    """Write the side the engine did not apply into the CRM record; the next sync carries it to the mailbox.
-
-    1. Lock the conflict; a closed one is left alone.
-    2. For each disputed field, take the value of the side not applied.
-    3. Save the record (a new version), close the conflict with who resolved it, audit.
-    """
+    """Write the side the engine did not apply into the CRM record (``Conflict.settle``); the next
+    sync carries it to the mailbox."""
     found = get_conflict_for_user(request, pk)
-    mailbox = found.mailbox
-    user = request.user
-    with transaction.atomic():
-        conflict = Conflict.objects.select_for_update().filter(pk=found.pk, status=ConflictStatus.OPEN).first()
-        model = SYNCED_MODELS.get(found.record_type)
-        obj = model.all_objects.filter(pk=found.crm_id).first() if conflict and model else None
-        if conflict is None or obj is None:
-            messages.error(request, _("This conflict is closed already, or its record is gone."))
-            return redirect("mailbox-detail", mailbox.pk)
-        resolution, values = {}, {}
-        for field in conflict.fields:
-            other = "crm" if conflict.resolution.get(field) == "exchange" else "exchange"
-            resolution[field] = other
-            values[field] = (conflict.crm_values if other == "crm" else conflict.exchange_values).get(field)
-        before = mapping.crm_values(obj)
-        changed = mapping.apply_to_record(obj, values)
-        obj.save()
-        conflict.resolution = resolution
-        conflict.resolved_by = user.get_full_name() or user.get_username()
-        conflict.status = ConflictStatus.CLOSED
-        conflict.closed_at = timezone.now()
-        conflict.save(update_fields=["resolution", "resolved_by", "status", "closed_at"])
-        after = mapping.crm_values(obj)
-        record(
-            Actor.from_request(request),
-            "mailbox.conflict_resolved",
-            mailbox,
-            changes={
-                "record": ["", f"{conflict.record_type} {obj}"],
-                **{f: [_shown(before.get(f)), _shown(after.get(f))] for f in conflict.fields if f in changed},
-            },
-            organization=mailbox.organization,
-        )
+    other = {f: "crm" if found.resolution.get(f) == "exchange" else "exchange" for f in found.fields}
+    if not found.settle(Actor.from_request(request), other):
+        messages.error(request, _("This conflict is closed already, or its record is gone."))
+        return redirect("mailbox-detail", found.mailbox.pk)
     messages.success(request, _("The other side's values are in the CRM record; the next sync carries them over."))
-    return redirect("mailbox-detail", mailbox.pk)
+    return redirect("mailbox-detail", found.mailbox.pk)

@@ -172,6 +172,22 @@ def other_mailbox(other_org: Organization, other_profile: EmailServerProfile, sy
     return make_mailbox(other_org, user, "gina@globex.example", other_profile)
 
 
+def make_conflict(mailbox: Mailbox, contact: Any, applied: str = "exchange") -> Any:
+    """An open conflict of a contact on two fields; ``applied``: the side the engine applied."""
+    from syncjobs.models import Conflict
+
+    return Conflict.objects.create(
+        mailbox=mailbox,
+        record_type="contact",
+        crm_id=contact.pk,
+        fields=["job_title", "mobile_phone"],
+        base={"job_title": "Engineer", "mobile_phone": "+1 555 0100"},
+        crm_values={"job_title": "Analyst", "mobile_phone": "+1 555 0101"},
+        exchange_values={"job_title": "Countess", "mobile_phone": "+1 555 0199"},
+        resolution={"job_title": applied, "mobile_phone": applied},
+    )
+
+
 def client_for(user: Any) -> Client:
     client = Client()
     client.force_login(user)

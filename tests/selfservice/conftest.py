@@ -12,7 +12,6 @@ from django.test import Client
 
 from crm.models import Contact, SyncFilter
 from mailboxes.models import Mailbox, Membership, Organization, Role
-from syncjobs.models import Conflict
 from tests.conftest import client_for, make_mailbox, make_profile
 
 
@@ -75,17 +74,4 @@ def pop3_only(org: Organization) -> Any:
         incoming_port=995,
         outgoing_host="smtp.example.com",
         outgoing_port=587,
-    )
-
-
-def make_conflict(mailbox: Mailbox, contact: Contact, applied: str = "exchange") -> Conflict:
-    return Conflict.objects.create(
-        mailbox=mailbox,
-        record_type="contact",
-        crm_id=contact.pk,
-        fields=["job_title", "mobile_phone"],
-        base={"job_title": "Engineer", "mobile_phone": "+1 555 0100"},
-        crm_values={"job_title": "Analyst", "mobile_phone": "+1 555 0101"},
-        exchange_values={"job_title": "Countess", "mobile_phone": "+1 555 0199"},
-        resolution={"job_title": applied, "mobile_phone": applied},
     )

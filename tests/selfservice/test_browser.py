@@ -10,9 +10,8 @@ from playwright.sync_api import Page, expect
 
 from crm.models import Contact, SyncFilter
 from mailboxes.models import Membership
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_conflict
 from tests.e2e.test_console import Visit, check
-from tests.selfservice.conftest import make_conflict
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from audit.models import AuditEvent
 from crm.models import Contact
 from mailboxes.models import Mailbox
 from syncjobs.models import ConflictStatus
-from tests.selfservice.conftest import make_conflict
+from tests.conftest import make_conflict
 
 pytestmark = pytest.mark.django_db
 

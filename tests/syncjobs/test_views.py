@@ -25,7 +25,7 @@ from syncjobs.models import (
     TestRunStatus,
     Trigger,
 )
-from tests.conftest import client_for, make_mailbox, make_profile
+from tests.conftest import client_for, make_conflict, make_mailbox, make_profile
 from tests.mailboxes.test_mailboxes import edit_data as mailbox_edit_data
 from tests.mailboxes.test_profiles import edit_data as profile_edit_data
 
@@ -335,25 +335,12 @@ def test_release_get_403_404(
 # Apply the other side
 
 
-def open_conflict(mailbox: Mailbox, contact: Contact, applied: str = "exchange") -> Conflict:
-    return Conflict.objects.create(
-        mailbox=mailbox,
-        record_type="contact",
-        crm_id=contact.pk,
-        fields=["job_title", "mobile_phone"],
-        base={"job_title": "Engineer", "mobile_phone": "+1 555 0100"},
-        crm_values={"job_title": "Analyst", "mobile_phone": "+1 555 0101"},
-        exchange_values={"job_title": "Countess", "mobile_phone": "+1 555 0199"},
-        resolution={"job_title": applied, "mobile_phone": applied},
-    )
-
-
 def test_apply_the_other_side_writes_it_into_the_crm_record(
     admin_client: Client, alice_mailbox: Mailbox, contact: Contact
 ) -> None:
     # The engine applied the mailbox's values; the admin prefers the CRM's.
     Contact.objects.filter(pk=contact.pk).update(job_title="Countess", mobile_phone="+1 555 0199")
-    conflict = open_conflict(alice_mailbox, contact, applied="exchange")
+    conflict = make_conflict(alice_mailbox, contact, applied="exchange")
     version = Contact.objects.get(pk=contact.pk).version
 
     response = admin_client.post(f"/conflicts/{conflict.pk}/apply-other-side/")
@@ -375,7 +362,7 @@ def test_apply_the_other_side_writes_it_into_the_crm_record(
 def test_apply_the_other_side_of_a_crm_win_takes_the_mailboxs_values(
     admin_client: Client, alice_mailbox: Mailbox, contact: Contact
 ) -> None:
-    conflict = open_conflict(alice_mailbox, contact, applied="crm")
+    conflict = make_conflict(alice_mailbox, contact, applied="crm")
 
     admin_client.post(f"/conflicts/{conflict.pk}/apply-other-side/")
 
@@ -386,7 +373,7 @@ def test_apply_the_other_side_of_a_crm_win_takes_the_mailboxs_values(
 def test_apply_the_other_side_of_a_closed_conflict_changes_nothing(
     admin_client: Client, alice_mailbox: Mailbox, contact: Contact
 ) -> None:
-    conflict = open_conflict(alice_mailbox, contact)
+    conflict = make_conflict(alice_mailbox, contact)
     Conflict.objects.filter(pk=conflict.pk).update(status=ConflictStatus.CLOSED)
 
     response = follow(admin_client, f"/conflicts/{conflict.pk}/apply-other-side/")
@@ -400,7 +387,7 @@ def test_apply_the_other_side_of_a_closed_conflict_changes_nothing(
 def test_apply_the_other_side_get_403_404(
     admin_client: Client, approver: Any, alice_mailbox: Mailbox, other_mailbox: Mailbox, contact: Contact
 ) -> None:
-    mine, theirs = open_conflict(alice_mailbox, contact), open_conflict(other_mailbox, contact)
+    mine, theirs = make_conflict(alice_mailbox, contact), make_conflict(other_mailbox, contact)
 
     assert admin_client.get(f"/conflicts/{mine.pk}/apply-other-side/").status_code == 405
     assert admin_client.post(f"/conflicts/{theirs.pk}/apply-other-side/").status_code == 404
@@ -432,7 +419,7 @@ def test_the_mailbox_page_shows_tests_runs_quarantine_and_conflicts(
     )
     stopped = guard_run(alice_mailbox, channel="incoming")
     link = quarantined(alice_mailbox, contact)
-    conflict = open_conflict(alice_mailbox, contact)
+    conflict = make_conflict(alice_mailbox, contact)
 
     html = admin_client.get(f"/mailboxes/{alice_mailbox.pk}/").content.decode()
 
@@ -464,7 +451,7 @@ def test_the_mailbox_page_gathers_its_context_in_a_bounded_number_of_queries(
     for n in range(12):
         other = Contact.objects.create(organization=org, owner=alice, last_name=f"C{n}")
         quarantined(alice_mailbox, other)
-        open_conflict(alice_mailbox, other)
+        make_conflict(alice_mailbox, other)
         SyncRun.objects.create(mailbox=alice_mailbox, status=RunStatus.FAILED, finished_at=timezone.now())
         TestRun.objects.create(mailbox=alice_mailbox, status=TestRunStatus.DONE)
 
