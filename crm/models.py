@@ -359,3 +359,264 @@ class FieldDirection(AuditedModel):
 
     def audit_organization(self) -> Organization:
         return self.organization
+
+
+# Email (DOMAIN.md "Email tracking"). An email is a CRM activity, not a synced record: it is
+# created once per Message-ID in an organization and never written back to a mailbox, except
+# an outgoing email, which the outgoing channel sends once.
+
+
+class EmailDirection(models.TextChoices):
+    INCOMING = "incoming", _("Incoming")
+    OUTGOING = "outgoing", _("Outgoing")
+
+
+class EmailStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    PENDING_SEND = "pending_send", _("Pending send")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+    RECEIVED = "received", _("Received")
+
+
+class TrackedBy(models.TextChoices):
+    """Why an incoming email became a CRM email: the tracking rule, a correlation, or a person."""
+
+    RULE_ALL = "rule_all", _("Tracking rule: all email messages")
+    RULE_CRM_RECORDS = "rule_crm_records", _("Tracking rule: from CRM leads, contacts and accounts")
+    RULE_EMAIL_ENABLED = "rule_email_enabled", _("Tracking rule: from email-enabled records")
+    IN_REPLY_TO = "in_reply_to", _("Correlated by In-Reply-To")
+    TRACKING_TOKEN = "tracking_token", _("Correlated by the tracking token in the subject")
+    CONVERSATION_INDEX = "conversation_index", _("Correlated by the conversation index")
+    CATEGORY = "category", _("Tracked category")
+    FOLDER = "folder", _("Tracked folder")
+    QUEUE = "queue", _("Sent to a queue")
+    MANUAL = "manual", _("Tracked by a person")
+    SENT_FROM_CRM = "sent_from_crm", _("Sent from the CRM")
+
+
+class Email(CrmRecord):
+    """One email message in an organization, incoming or outgoing.
+
+    ``message_id`` is unique per organization: a message received by three tracked mailboxes
+    is one email with three mailbox receipts (``EmailReceipt``).
+    """
+
+    # related_name: the default ("email") would clash with User.email.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_emails", verbose_name=_("owner")
+    )
+    tracking_number = models.PositiveBigIntegerField(_("tracking number"), unique=True, null=True, blank=True)
+    message_id = models.CharField(_("Message-ID"), max_length=998, blank=True)
+    in_reply_to = models.CharField(_("In-Reply-To"), max_length=998, blank=True)
+    references = models.TextField(_("References"), blank=True)
+    conversation_id = models.CharField(_("conversation id"), max_length=512, blank=True, db_index=True)
+    conversation_index = models.CharField(_("conversation index"), max_length=1024, blank=True)
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    sender = models.CharField(_("from"), max_length=320, blank=True)
+    sender_name = models.CharField(_("sender name"), max_length=255, blank=True)
+    to = models.JSONField(_("to"), default=list, blank=True)
+    cc = models.JSONField(_("cc"), default=list, blank=True)
+    body_text = models.TextField(_("body"), blank=True)
+    # Sanitized (nh3) before it is stored: never the raw HTML of the message.
+    body_html = models.TextField(_("HTML body"), blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received"), null=True, blank=True)
+    direction = models.CharField(_("direction"), max_length=10, choices=EmailDirection.choices)
+    status = models.CharField(_("status"), max_length=20, choices=EmailStatus.choices, default=EmailStatus.DRAFT)
+    status_reason = models.TextField(_("status reason"), blank=True)
+    send_attempts = models.PositiveIntegerField(_("send attempts"), default=0)
+    next_send_at = models.DateTimeField(_("next send attempt"), null=True, blank=True)
+    regarding_account = models.ForeignKey(
+        Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("regarding account")
+    )
+    regarding_contact = models.ForeignKey(
+        Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("regarding contact")
+    )
+    regarding_lead = models.ForeignKey(
+        Lead, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("regarding lead")
+    )
+    regarding_appointment = models.ForeignKey(
+        Appointment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("regarding appointment"),
+    )
+    # The mailbox it came through first (incoming) or goes out from (outgoing).
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("mailbox"),
+    )
+    tracked_by = models.CharField(_("tracked by"), max_length=30, choices=TrackedBy.choices, blank=True)
+
+    class Meta(CrmRecord.Meta):
+        ordering = ["-created_at"]
+        verbose_name = _("email")
+        verbose_name_plural = _("emails")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "message_id"],
+                condition=~models.Q(message_id=""),
+                name="one_email_per_message_id",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(
+                        regarding_account__isnull=True, regarding_contact__isnull=True, regarding_lead__isnull=True
+                    )
+                    | models.Q(
+                        regarding_account__isnull=True,
+                        regarding_contact__isnull=True,
+                        regarding_appointment__isnull=True,
+                    )
+                    | models.Q(
+                        regarding_account__isnull=True, regarding_lead__isnull=True, regarding_appointment__isnull=True
+                    )
+                    | models.Q(
+                        regarding_contact__isnull=True, regarding_lead__isnull=True, regarding_appointment__isnull=True
+                    )
+                ),
+                name="email_regards_one_record",
+                violation_error_message=_("An email regards one record at most."),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "status", "next_send_at"], name="crm_email_to_send"),
+            models.Index(fields=["organization", "-created_at"], name="crm_email_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or str(_("(no subject)"))
+
+    @property
+    def regarding(self) -> Any:
+        return self.regarding_account or self.regarding_contact or self.regarding_lead or self.regarding_appointment
+
+
+class RecipientKind(models.TextChoices):
+    FROM = "from", _("From")
+    TO = "to", _("To")
+    CC = "cc", _("Cc")
+
+
+class EmailRecipient(models.Model):
+    """An address of an email and the CRM record or user it belongs to, when one matches."""
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="recipients")
+    kind = models.CharField(_("kind"), max_length=4, choices=RecipientKind.choices)
+    address = models.CharField(_("address"), max_length=320)
+    name = models.CharField(_("name"), max_length=255, blank=True)
+    contact = models.ForeignKey(Contact, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    lead = models.ForeignKey(Lead, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    account = models.ForeignKey(Account, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["email", "kind", "address"], name="one_recipient_per_address")]
+        indexes = [models.Index(fields=["address"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.address}"
+
+    @property
+    def record(self) -> Any:
+        return self.contact or self.lead or self.account or self.user
+
+
+class EmailReceipt(models.Model):
+    """An email as it arrived in (or left from) one mailbox: the server's id for it there."""
+
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="receipts")
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="email_receipts")
+    # EWS item id, "<uidvalidity>:<uid>" for IMAP, the UIDL for POP3.
+    source_id = models.CharField(_("server id"), max_length=512, blank=True)
+    folder = models.CharField(_("folder"), max_length=255, blank=True)
+    received_at = models.DateTimeField(_("received"), default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["email", "mailbox"], name="one_receipt_per_mailbox")]
+        indexes = [models.Index(fields=["mailbox", "source_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} in {self.mailbox}"
+
+
+class TrackedFolder(models.Model):
+    """Folder-level tracking: every message in a folder under the Inbox regards one CRM record."""
+
+    MAX_PER_MAILBOX = 25
+
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="tracked_folders")
+    folder_name = models.CharField(_("folder"), max_length=255)
+    folder_id = models.CharField(_("folder id"), max_length=512, blank=True)
+    regarding_account = models.ForeignKey(Account, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    regarding_contact = models.ForeignKey(Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    regarding_lead = models.ForeignKey(Lead, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    sync_state = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "folder_name"], name="one_tracking_per_folder"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox} / {self.folder_name}"
+
+    @property
+    def regarding(self) -> Any:
+        return self.regarding_account or self.regarding_contact or self.regarding_lead
+
+
+class QueueItemStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    DONE = "done", _("Done")
+
+
+class QueueItem(models.Model):
+    """An email that arrived in a queue's mailbox, waiting for a member to work on it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    queue = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="queue_items")
+    email = models.ForeignKey(Email, on_delete=models.CASCADE, related_name="queue_items")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=QueueItemStatus.choices, default=QueueItemStatus.ACTIVE
+    )
+    created = models.DateTimeField(_("entered the queue"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["queue", "email"], name="one_item_per_queue_email")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} / {self.email}"
+
+
+class IgnoredMessage(models.Model):
+    """A message the incoming channel could not take (malformed, too large, forwarded without an
+    attachment, ...): recorded with its reason so it is neither retried forever nor lost silently."""
+
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="ignored_messages")
+    source_id = models.CharField(_("server id"), max_length=512)
+    message_id = models.CharField(_("Message-ID"), max_length=998, blank=True)
+    subject = models.CharField(_("subject"), max_length=998, blank=True)
+    reason = models.TextField(_("reason"))
+    created = models.DateTimeField(_("recorded"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [models.UniqueConstraint(fields=["mailbox", "source_id"], name="one_ignored_per_item")]
+
+    def __str__(self) -> str:
+        return f"{self.mailbox}: {self.reason[:60]}"

@@ -541,6 +541,7 @@ class Mailbox(AuditedModel):
         "approval_status",
         "tracking_rule",
         "process_email_after",
+        "delete_processed",
         "username",
         "password",
         "is_active",
@@ -613,6 +614,12 @@ class Mailbox(AuditedModel):
         null=True,
         blank=True,
         help_text=_("Overrides the server profile's date for this mailbox."),
+    )
+    # A forward mailbox (incoming method "Forward mailbox") may delete what it processed.
+    delete_processed = models.BooleanField(
+        _("delete messages after processing"),
+        default=False,
+        help_text=_("Forward mailboxes only: delete each forwarded message once it is tracked."),
     )
     username = models.CharField(_("user name"), max_length=254, blank=True)
     password = EncryptedTextField(_("password"), blank=True)
