@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "clients",
     "selfservice",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
@@ -124,7 +125,13 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     }
     # Tests use a file (one per test process) so that a worker in another process sees the data.
     DATABASES["default"]["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"crmsync-test-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A server that does not answer fails the connection (and /readyz) in seconds, not minutes.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", envint("DB_CONNECT_TIMEOUT", 10))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# /metrics for Prometheus: "Authorization: Bearer <METRICS_TOKEN>" (staff signed in need none); unset, no token works.
+METRICS_TOKEN = envstr("METRICS_TOKEN")
 
 # Redis: REDIS_URL, or the embedded server the run command starts.
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -176,6 +183,8 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# Load balancers probe over plain HTTP: no redirect to HTTPS for the health checks.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
@@ -217,6 +226,33 @@ AXES_VERBOSE = False
 
 PAGE_SIZE = envint("PAGE_SIZE", 50)
 
+# Where manage.py audit_prune writes the archives of the audit events it removes.
+AUDIT_ARCHIVE_DIR = Path(envstr("AUDIT_ARCHIVE_DIR", str(VAR_DIR / "audit-archive")))
+
+# Outgoing email: alerts (README: Monitoring and alerts), through Django's default mailer. With
+# no EMAIL_HOST the messages go to the console (the log) instead, and the monitoring page says so.
+_email_host = envstr("EMAIL_HOST")
+_email_ssl = envbool("EMAIL_USE_SSL", False)  # TLS from the start (usually port 465)
+_email_backend = envstr(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if _email_host else "django.core.mail.backends.console.EmailBackend",
+)
+MAILERS = {"default": {"BACKEND": _email_backend}}
+if _email_backend == "django.core.mail.backends.smtp.EmailBackend":
+    MAILERS["default"]["OPTIONS"] = {
+        "host": _email_host or "localhost",
+        "port": envint("EMAIL_PORT", 465 if _email_ssl else 587),
+        "username": envstr("EMAIL_HOST_USER"),
+        "password": envstr("EMAIL_HOST_PASSWORD"),
+        "use_ssl": _email_ssl,
+        "use_tls": envbool("EMAIL_USE_TLS", not _email_ssl),  # STARTTLS (usually port 587)
+        "timeout": envint("EMAIL_TIMEOUT", 30),
+    }
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "crm-sync-portal@localhost")
+SERVER_EMAIL = envstr("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# The address people open the portal at (https://crm-sync.example.com): alert emails link to it.
+PORTAL_URL = envstr("PORTAL_URL")
+
 # The client API (/api/v1/, README: Client API): JSON only, Bearer tokens, {"error": ...} errors.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["clients.api.auth.BearerTokenAuthentication"],
@@ -252,6 +288,10 @@ CLIENT_API_MAX_BODY_BYTES = envint("CLIENT_API_MAX_BODY_BYTES", 10 * 1024 * 1024
 # (clients/feed.py: records committed late are not missed).
 CLIENT_API_PAGE_SIZE = envint("CLIENT_API_PAGE_SIZE", 500)
 CLIENT_API_OVERLAP_SECONDS = envint("CLIENT_API_OVERLAP_SECONDS", 60)
+# Email channels (syncjobs/mail): a larger message is recorded as ignored, not tracked; incoming
+# mailboxes are polled this often (seconds; 60 in development and the demo, 300 otherwise).
+EMAIL_MAX_BYTES = envint("EMAIL_MAX_BYTES", 25 * 1024 * 1024)
+EMAIL_POLL_INTERVAL = envint("EMAIL_POLL_INTERVAL", 60 if DEBUG else 300)
 
 LOGGING = {
     "version": 1,

@@ -850,6 +850,19 @@ class Mailbox(AuditedModel):
             user_id=self.user_id, organization_id=self.organization_id, is_sync_organization=True
         ).exists()
 
+    def email_owner(self) -> Any:
+        """Who owns the CRM emails that arrive through this mailbox: its user; for a queue, the
+        organization's first administrator (the earliest to join the portal); None if it has none."""
+        if self.user_id is not None:
+            return self.user
+        membership = (
+            Membership.objects.filter(organization_id=self.organization_id, role=Role.ADMINISTRATOR)
+            .select_related("user")
+            .order_by("user__date_joined", "user_id")
+            .first()
+        )
+        return membership.user if membership else None
+
     def can_sync(self, channel: str) -> bool:
         """The gate of DOMAIN.md: nothing syncs until every condition holds."""
         return (

@@ -26,6 +26,10 @@ class Fetched:
     folder: str = "inbox"
     categories: tuple[str, ...] = ()
     received_at: datetime | None = None
+    # EWS's ConversationIndex and ConversationId; other servers leave them empty (the Thread-Index
+    # header, if any, is read from the message itself).
+    conversation_index: bytes = b""
+    conversation_id: str = ""
 
 
 @dataclass
