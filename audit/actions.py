@@ -72,6 +72,8 @@ ACTIONS = {
     "offline_filter.created": _("Offline filter created"),
     "offline_filter.updated": _("Offline filter changed"),
     "offline_filter.deleted": _("Offline filter deleted"),
+    # The audit log itself (audit.views)
+    "audit.exported": _("Audit log exported"),
     # Sign-in (crmsync_portal.auth)
     "user.locked_out": _("Sign-in blocked after too many failed attempts"),
 }

@@ -24,7 +24,7 @@ urlpatterns = [
     # LoginView puts the request's host in site_name; the portal's own name goes on the page.
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
-    path("audit/", views.audit_log, name="audit-log"),
+    path("audit/", include("audit.urls")),
     # POST language=da|en: the language chooser in the footer of every page.
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("mailboxes.urls")),

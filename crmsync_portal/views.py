@@ -1,11 +1,10 @@
-"""Pages that gather from several apps: the landing page, the audit log, the sign-in lockout."""
+"""Pages that gather from several apps: the landing page, the sign-in lockout."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -13,7 +12,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.csp import CSP
@@ -21,10 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.csp import csp_override
 
-from audit import actions as audit_actions
-from audit.display import attach_object_urls
-from audit.models import AuditEvent
-from mailboxes.access import ADMIN, AUDITORS, org_ids, role_required, roles_of
+from mailboxes.access import roles_of
 from mailboxes.models import Role
 
 
@@ -39,38 +34,6 @@ def home(request: HttpRequest) -> HttpResponse:
     if Role.AUDITOR in roles:
         return redirect("audit-log")
     return render(request, "home.html")
-
-
-@role_required(*AUDITORS)
-def audit_log(request: HttpRequest) -> HttpResponse:
-    """The events of the person's organizations: q searches the words a person reads,
-    action keeps the events whose code starts with it (a chosen action, or "mailbox.")."""
-    events = AuditEvent.objects.filter(organization_id__in=org_ids(request.user, AUDITORS))
-    q = request.GET.get("q", "").strip()
-    action = request.GET.get("action", "").strip()
-    if action:
-        events = events.filter(action__startswith=action)
-    if q:
-        events = events.search(q)
-    page = Paginator(events, settings.PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
-    attach_object_urls(page.object_list, org_ids(request.user, ADMIN))
-    ctx = {
-        "page": page,
-        "q": q,
-        "action": action,
-        "actions": _audit_action_choices(action),
-        "query": urlencode({name: value for name, value in (("q", q), ("action", action)) if value}),
-    }
-    return render(request, "audit/log.html", ctx)
-
-
-def _audit_action_choices(selected: str) -> list[tuple[str, str]]:
-    """The action filter's options; a prefix typed into the URL ("mailbox.") is kept as one."""
-    choices = audit_actions.choices()
-    if selected and selected not in dict(choices):
-        choices.insert(0, (selected, selected))
-    return choices
 
 
 def locked_out(request: HttpRequest, response: HttpResponse | None = None, credentials: Any = None) -> HttpResponse:

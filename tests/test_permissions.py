@@ -45,6 +45,12 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     # Django's set_language, for the language chooser: back to the page (here "/"), for everyone.
     ("i18n", "POST"):                (MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED, MOVED),
     ("audit-log", "GET"):            (LOGIN, DENY,  OK,    DENY,  DENY,  OK,    DENY,  OK),
+    ("audit-log", "POST"):           (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),  # read only
+    # An Acme event; alice's mailbox's history (empty for Globex's admin); the export as CSV.
+    ("audit-event", "GET"):          (LOGIN, DENY,  OK,    DENY,  DENY,  HIDE,  DENY,  OK),
+    ("audit-object", "GET"):         (LOGIN, DENY,  OK,    DENY,  DENY,  OK,    DENY,  OK),
+    ("audit-export", "GET"):         (LOGIN, DENY,  OK,    DENY,  DENY,  OK,    DENY,  OK),
+    ("audit-export", "POST"):        (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("dashboard", "GET"):            (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("profile-list", "GET"):         (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
     ("profile-create", "GET"):       (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
@@ -261,6 +267,12 @@ def objects(
 def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
     if name in PREFIXES:
         return PREFIXES[name]
+    if name == "audit-event":
+        return reverse(name, args=[AuditEvent.objects.filter(organization_id=objects["mailbox"].organization_id)[0].pk])
+    if name == "audit-object":
+        return reverse(name, args=["mailboxes.mailbox", objects["mailbox"].pk])
+    if name == "audit-export":
+        return reverse(name, args=["csv"])
     if name in ("my-filter-edit", "my-filter-activate", "my-filter-deactivate", "my-filter-delete"):
         return reverse(name, args=[objects["my-filter"].pk])
     if name.startswith("my-client-conflict-"):

@@ -1,47 +1,28 @@
-"""The audit log page: an organization's events for its administrators and auditors, in words."""
+"""The audit review: an organization's events for its administrators and auditors, in words; the
+filters, the pages, an event's details and an object's history."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.log import Actor, record
 from audit.models import AuditEvent
 from mailboxes.models import Mailbox, Membership, Organization, Role
+from tests.audit.conftest import add_event
 from tests.conftest import client_for, make_mailbox
 from tests.crm.test_views import make_record
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def events(org: Organization, other_org: Organization, alice_mailbox: Mailbox, other_mailbox: Mailbox) -> None:
-    """Acme: alice's mailbox approved and edited; Globex: gina's approved; one event of no organization."""
-    acme_admin = Actor(name="acme-admin", ip="192.0.2.1")
-    alice_mailbox.approve(acme_admin)
-    alice_mailbox = Mailbox.objects.get(pk=alice_mailbox.pk)
-    alice_mailbox.password = "never-shown-pw"
-    alice_mailbox.save_audited(acme_admin)
-    other_mailbox.approve(Actor(name="globex-admin"))
-    record(Actor.system("maintenance"), "system.keys_rotated", org)  # no organization recorded
-
-
-@pytest.fixture
-def bobs_sync(events: None, bob: Any, org: Organization, alice_mailbox: Mailbox) -> AuditEvent:
-    """bob asks for a sync of alice's mailbox (his membership is an event of its own)."""
-    return record(
-        Actor(user=bob, name="bob"),
-        "mailbox.sync_requested",
-        alice_mailbox,
-        changes={"channel": ["", "act"]},
-        organization=org,
-    )
 
 
 def table(response: Any) -> str:
@@ -154,7 +135,7 @@ def test_the_auditor_sees_objects_as_plain_text_as_they_cannot_open_their_pages(
 
     html = table(client_for(auditor).get("/audit/"))
     assert "alice@example.com" in html and "Exchange" in html and str(contact) in html
-    assert "<a " not in html
+    assert '<td class="object"><a ' not in html
     for url in (f"/mailboxes/{alice_mailbox.pk}/", f"/profiles/{profile.pk}/", f"/crm/contacts/{contact.pk}/"):
         assert client_for(auditor).get(url).status_code == 403
 
@@ -174,7 +155,7 @@ def test_links_only_for_the_organizations_the_person_administers(
 def test_objects_without_a_page_are_plain_text(auditor: Any, events: None) -> None:
     html = table(client_for(auditor).get("/audit/", {"action": "membership."}))
     assert "auditor in Acme (Auditor)" in html
-    assert "<a " not in html
+    assert '<td class="object"><a ' not in html
 
 
 def test_search_finds_an_action_by_a_word_of_its_label(auditor: Any, bobs_sync: AuditEvent) -> None:
@@ -275,13 +256,15 @@ def test_it_pages_and_keeps_the_filter_and_search(auditor: Any, events: None, se
     settings.PAGE_SIZE = 1
     client = client_for(auditor)
     first = client.get("/audit/", {"action": "mailbox."})
-    second = client.get("/audit/", {"action": "mailbox.", "page": 2})
+    older = first.context["page"].older
+    second = client.get("/audit/", {"action": "mailbox.", "before": older})
     searched = client.get("/audit/", {"q": "alice example", "action": "mailbox."})
 
     assert rows(first) == [("Mailbox changed", "alice@example.com")]
     assert rows(second) == [("Email address approved", "alice@example.com")]
-    assert "?action=mailbox.&amp;page=2" in first.content.decode()
-    assert "?q=alice+example&amp;action=mailbox.&amp;page=2" in searched.content.decode()
+    assert f"?action=mailbox.&amp;before={older}" in first.content.decode()
+    assert f"?action=mailbox.&amp;q=alice+example&amp;before={older}" in searched.content.decode()
+    assert f"?action=mailbox.&amp;after={second.context['page'].newer}" in second.content.decode()
 
 
 def test_the_table_scrolls_in_its_own_container(auditor: Any, events: None) -> None:
@@ -342,3 +325,270 @@ def test_the_links_cost_one_query_per_type_however_many_objects(
         response = client.get("/audit/")
     assert table(response).count("<a href=") >= 33
     assert len(many) == len(few)
+
+
+# Filters -----------------------------------------------------------------------------------
+
+
+def actions(response: Any) -> list[str]:
+    return [event.action for event in response.context["page"].object_list]
+
+
+def test_the_person_filter_keeps_their_events(auditor: Any, bobs_sync: AuditEvent) -> None:
+    response = client_for(auditor).get("/audit/", {"person": "bob"})
+    assert rows(response) == [("Sync requested", "alice@example.com")]
+    assert {e.actor_name for e in response.context["page"].object_list} == {"bob"}
+    assert 'value="bob"' in response.content.decode()
+
+
+def test_the_action_filter_keeps_that_action_only(auditor: Any, bobs_sync: AuditEvent) -> None:
+    response = client_for(auditor).get("/audit/", {"action": "mailbox.sync_requested"})
+    assert actions(response) == ["mailbox.sync_requested"]
+
+
+def test_the_object_type_filter_offers_readable_types(auditor: Any, events: None) -> None:
+    response = client_for(auditor).get("/audit/", {"object_type": "mailboxes.mailbox"})
+    html = response.content.decode()
+    assert '<option value="mailboxes.mailbox" selected>Mailbox</option>' in html
+    assert '<option value="mailboxes.membership">Membership</option>' in html
+    assert {e.object_type for e in response.context["page"].object_list} == {"mailboxes.mailbox"}
+    assert actions(response) == ["mailbox.updated", "mailbox.approved"]
+
+
+def test_the_object_filter_names_and_links_the_object(
+    admin: Any, events: None, alice_mailbox: Mailbox, profile: Any
+) -> None:
+    record(Actor(name="acme-admin"), "server_profile.updated", profile, organization=alice_mailbox.organization)
+    query = {"object_type": "mailboxes.mailbox", "object_id": str(alice_mailbox.pk)}
+    response = client_for(admin).get("/audit/", query)
+
+    assert actions(response) == ["mailbox.updated", "mailbox.approved"]
+    subject = response.content.decode().split('id="subject">', 1)[1].split("</p>", 1)[0]
+    assert f'Mailbox: <a href="/mailboxes/{alice_mailbox.pk}/">alice@example.com</a>' in subject
+    assert "<h1" in response.content.decode() and "History of alice@example.com" in response.content.decode()
+
+
+def test_the_organization_filter_offers_the_persons_organizations(
+    admin: Any, events: None, other_org: Organization, system: Actor
+) -> None:
+    Membership.add(system, admin, other_org, Role.AUDITOR)
+    client = client_for(admin)
+
+    html = client.get("/audit/").content.decode()
+    assert f'<option value="{other_org.pk}">Globex</option>' in html
+    globex = client.get("/audit/", {"organization": str(other_org.pk)})
+    assert {e.organization_name for e in globex.context["page"].object_list} == {"Globex"}
+    both = client.get("/audit/")
+    assert {e.organization_name for e in both.context["page"].object_list} == {"Acme", "Globex"}
+
+
+def test_another_organization_cannot_be_chosen(auditor: Any, events: None, other_org: Organization) -> None:
+    response = client_for(auditor).get("/audit/", {"organization": str(other_org.pk)})
+    assert "Select a valid choice" in response.content.decode()
+    assert response.context["page"].object_list == []
+
+
+def test_the_date_range_is_inclusive_in_the_viewers_time_zone(auditor: Any, org: Organization, settings: Any) -> None:
+    settings.TIME_ZONE = "Europe/Copenhagen"  # UTC+1 in March
+    utc = ZoneInfo("UTC")
+    add_event(org, "mailbox.tested", time=datetime(2024, 3, 9, 22, 59, tzinfo=utc))  # 9 March, 23:59 there
+    add_event(org, "mailbox.approved", time=datetime(2024, 3, 9, 23, 0, tzinfo=utc))  # 10 March, 00:00
+    add_event(org, "mailbox.rejected", time=datetime(2024, 3, 10, 22, 59, tzinfo=utc))  # 10 March, 23:59
+    add_event(org, "mailbox.deleted", time=datetime(2024, 3, 10, 23, 0, tzinfo=utc))  # 11 March, 00:00
+    client = client_for(auditor)
+
+    day = client.get("/audit/", {"date_from": "2024-03-10", "date_to": "2024-03-10"})
+    assert actions(day) == ["mailbox.rejected", "mailbox.approved"]
+    since = client.get("/audit/", {"date_from": "2024-03-10", "action": "mailbox."})
+    assert "mailbox.tested" not in actions(since)
+    assert actions(since)[-2:] == ["mailbox.rejected", "mailbox.approved"]
+    until = client.get("/audit/", {"date_to": "2024-03-09"})
+    assert actions(until) == ["mailbox.tested"]
+
+
+def test_the_filters_combine(auditor: Any, bobs_sync: AuditEvent) -> None:
+    client = client_for(auditor)
+    today = timezone.localdate().isoformat()
+    both = {"person": "bob", "action": "mailbox.sync_requested", "date_from": today, "q": "alice"}
+    assert actions(client.get("/audit/", both)) == ["mailbox.sync_requested"]
+    assert actions(client.get("/audit/", {**both, "person": "acme-admin"})) == []
+    assert actions(client.get("/audit/", {**both, "date_to": "2000-01-01", "date_from": ""})) == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"date_from": "2024-02-30"}, "date_from", "Enter a valid date."),
+        ({"date_from": "2024-03-02", "date_to": "2024-03-01"}, "date_to", "The end date is before the start date."),
+        ({"action": "drop table"}, "action", "Choose an action from the list."),
+        ({"object_type": "../../etc"}, "object_type", "Choose an object type from the list."),
+        ({"object_id": "42"}, "object_type", "An object needs its type: choose one."),
+        ({"q": "x" * 201}, "q", "Ensure this value has at most 200 characters (it has 201)."),
+    ],
+)
+def test_bad_filter_input_gives_field_errors(
+    auditor: Any, events: None, query: dict[str, str], field: str, message: str
+) -> None:
+    response = client_for(auditor).get("/audit/", query)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'<div class="invalid-feedback d-block" id="id_{field}_error">{message}</div>' in html
+    widget = re.search(rf'<(input|select)[^>]*id="id_{field}"[^>]*>', html)
+    assert widget and 'aria-invalid="true"' in widget[0] and f"id_{field}_error" in widget[0]
+    assert 'id="events"' not in html  # no events shown for a filter that says nothing
+    assert "/audit/export" not in html
+
+
+# Pages (keyset) ----------------------------------------------------------------------------
+
+
+def test_keyset_paging_walks_every_event_exactly_once(auditor: Any, org: Organization, settings: Any) -> None:
+    settings.PAGE_SIZE = 5
+    for n in range(23):
+        add_event(org, "mailbox.tested", object_repr=f"event {n}")
+    expected = list(
+        AuditEvent.objects.filter(organization_id=org.pk, action="mailbox.tested").values_list("seq", flat=True)
+    )
+    client = client_for(auditor)
+    query = {"action": "mailbox.tested"}
+
+    older, seen, pages = None, [], []
+    while True:
+        page = client.get("/audit/", {**query, **({"before": older} if older else {})}).context["page"]
+        seen += [e.seq for e in page.object_list]
+        pages.append(page)
+        if page.older is None:
+            break
+        older = page.older
+    assert seen == expected  # newest first, each once
+    assert [len(p.object_list) for p in pages] == [5, 5, 5, 5, 3]
+    assert pages[0].newer is None and pages[0].is_newest
+
+    # And back: the newer links from the oldest page.
+    newer, back = pages[-1].newer, [e.seq for e in pages[-1].object_list]
+    while newer is not None:
+        page = client.get("/audit/", {**query, "after": newer}).context["page"]
+        back = [e.seq for e in page.object_list] + back
+        newer = page.newer
+    assert back == expected
+
+
+def test_a_page_costs_no_count_and_no_offset(auditor: Any, org: Organization, settings: Any) -> None:
+    settings.PAGE_SIZE = 2
+    for _ in range(7):
+        add_event(org, "mailbox.tested")
+    client = client_for(auditor)
+    first = client.get("/audit/", {"action": "mailbox.tested"}).context["page"]
+    with CaptureQueriesContext(connection) as queries:
+        deep = client.get("/audit/", {"action": "mailbox.tested", "before": first.older})
+    assert len(deep.context["page"].object_list) == 2
+    sql = " ".join(q["sql"].upper() for q in queries)
+    assert "COUNT(" not in sql
+    assert "OFFSET" not in sql
+
+
+def test_a_stale_cursor_shows_no_events_and_the_way_to_the_newest(auditor: Any, events: None) -> None:
+    html = client_for(auditor).get("/audit/", {"before": 1}).content.decode()
+    assert "No events." in html
+    assert '<a class="page-link" href="/audit/">Newest</a>' in html
+
+
+# An event's page ---------------------------------------------------------------------------
+
+
+def mailbox_update(alice_mailbox: Mailbox) -> AuditEvent:
+    return AuditEvent.objects.get(action="mailbox.updated", object_id=str(alice_mailbox.pk))
+
+
+def test_the_event_page_shows_who_when_where_and_what_changed(admin: Any, events: None, alice_mailbox: Mailbox) -> None:
+    event = mailbox_update(alice_mailbox)
+    response = client_for(admin).get(f"/audit/{event.pk}/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<h1 class="h3 mb-3">Mailbox changed</h1>' in html
+    assert "acme-admin" in html and "192.0.2.1" in html
+    assert "(mailbox.updated)" in html
+    assert f'<a href="/mailboxes/{alice_mailbox.pk}/">alice@example.com</a>' in html
+    assert f'href="/audit/object/mailboxes.mailbox/{alice_mailbox.pk}/"' in html
+    assert 'href="/audit/?person=acme-admin"' in html
+    assert 'href="/audit/?action=mailbox.updated"' in html
+    changes = html.split('id="changes"', 1)[1].split("</table>", 1)[0]
+    assert '<th scope="row" title="password">' in changes
+    assert "******** (changed)" in changes and "never-shown-pw" not in html
+    chain = html.split('id="chain"', 1)[1].split("</dl>", 1)[0]
+    assert f'<dd class="col-sm-9">{event.seq}</dd>' in chain
+    assert f"<code>{event.hash}</code>" in chain and f"<code>{event.prev_hash}</code>" in chain
+    assert '<dd class="col-sm-9" id="content-intact">Yes</dd>' in chain
+    assert '<dd class="col-sm-9" id="linked">Yes</dd>' in chain
+
+
+def test_the_event_page_names_choices_by_their_labels(auditor: Any, events: None, alice_mailbox: Mailbox) -> None:
+    event = AuditEvent.objects.get(action="mailbox.approved", object_id=str(alice_mailbox.pk))
+    html = client_for(auditor).get(f"/audit/{event.pk}/").content.decode()
+    assert (
+        '<th scope="row" title="approval_status">email address approval</th><td>Pending approval</td><td>Approved</td>'
+        in html
+    )
+    assert f"/mailboxes/{alice_mailbox.pk}/" not in html  # the auditor cannot open the mailbox's page
+
+
+def test_a_changed_event_shows_as_changed(events: None, alice_mailbox: Mailbox) -> None:
+    """The database refuses to change an event; a copy changed in memory shows what the page says."""
+    from audit.views import ChainCheck
+
+    event = mailbox_update(alice_mailbox)
+    assert ChainCheck.of(event) == ChainCheck(content_intact=True, linked=True)
+    event.object_repr = "someone-else@example.com"
+    assert ChainCheck.of(event).content_intact is False
+    event.prev_hash = "0" * 64
+    assert ChainCheck.of(event).linked is False
+
+
+def test_an_event_of_another_organization_is_not_found(
+    auditor: Any, outsider: Any, events: None, other_mailbox: Mailbox
+) -> None:
+    globex = AuditEvent.objects.filter(object_id=str(other_mailbox.pk)).first()
+    nobody = AuditEvent.objects.get(action="system.keys_rotated")
+    assert client_for(auditor).get(f"/audit/{globex.pk}/").status_code == 404
+    assert client_for(auditor).get(f"/audit/{nobody.pk}/").status_code == 404
+    assert client_for(outsider).get(f"/audit/{globex.pk}/").status_code == 200
+
+
+# An object's history -----------------------------------------------------------------------
+
+
+def test_an_objects_history_lists_its_events_only(auditor: Any, bobs_sync: AuditEvent, alice_mailbox: Mailbox) -> None:
+    response = client_for(auditor).get(f"/audit/object/mailboxes.mailbox/{alice_mailbox.pk}/")
+
+    assert response.status_code == 200
+    assert actions(response) == ["mailbox.sync_requested", "mailbox.updated", "mailbox.approved"]
+    html = response.content.decode()
+    assert "<title>History of alice@example.com ·" in html
+    assert '<p id="subject">Mailbox: alice@example.com' in html  # no link: auditors cannot open it
+    assert 'name="object_type"' not in html  # given by the address
+    export = f"/audit/export.csv?object_type=mailboxes.mailbox&amp;object_id={alice_mailbox.pk}"
+    assert export in html
+
+
+def test_an_objects_history_filters_further(auditor: Any, bobs_sync: AuditEvent, alice_mailbox: Mailbox) -> None:
+    url = f"/audit/object/mailboxes.mailbox/{alice_mailbox.pk}/"
+    response = client_for(auditor).get(url, {"person": "bob", "object_type": "mailboxes.membership"})
+    assert actions(response) == ["mailbox.sync_requested"]
+
+
+def test_an_objects_history_shows_nothing_of_another_organization(
+    outsider: Any, events: None, alice_mailbox: Mailbox
+) -> None:
+    response = client_for(outsider).get(f"/audit/object/mailboxes.mailbox/{alice_mailbox.pk}/")
+    assert response.status_code == 200
+    assert actions(response) == []
+    assert "alice@example.com" not in response.content.decode()
+
+
+def test_the_history_section_of_an_object_links_its_full_history(
+    admin: Any, events: None, alice_mailbox: Mailbox
+) -> None:
+    html = client_for(admin).get(f"/mailboxes/{alice_mailbox.pk}/").content.decode()
+    assert f'<a href="/audit/object/mailboxes.mailbox/{alice_mailbox.pk}/">Full history</a>' in html
