@@ -31,6 +31,7 @@ from django.utils.text import capfirst
 from playwright.sync_api import Browser, Page, expect
 
 from audit.log import Actor
+from audit.models import AuditEvent
 from crm.models import Account, Appointment, Contact, Lead, Priority, Task
 from crm.views import KINDS
 from mailboxes.models import Mailbox, OwnerType, TestStatus
@@ -248,6 +249,7 @@ def crm_visits(records: dict[str, Any]) -> list[Visit]:
 def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
     mailbox, queue, profile = data["mailbox"].pk, data["queue"].pk, data["profile"].pk
     not_found = Visit("404", "/no-such-page/", 404)
+    approved = AuditEvent.objects.get(action="mailbox.approved", object_id=str(mailbox)).pk
     if role == "administrator":
         return [
             Visit("dashboard", "/dashboard/"),
@@ -261,6 +263,7 @@ def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
             Visit("profile-delete", f"/profiles/{profile}/delete/"),
             Visit("approvals", "/approvals/"),
             Visit("audit-log", "/audit/"),
+            Visit("audit-event", f"/audit/{approved}/"),
             *crm_visits(data["records"]),
             # Staff but not superuser: the queue dashboard is refused.
             Visit("403", "/django-rq/", 403),
@@ -277,6 +280,9 @@ def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
         return [
             Visit("audit-log", "/audit/"),
             Visit("audit-log (filtered)", "/audit/?action=mailbox"),
+            Visit("audit-log (bad filter)", "/audit/?date_from=2024-02-30&action=drop+table"),
+            Visit("audit-event", f"/audit/{approved}/"),
+            Visit("audit-object", f"/audit/object/mailboxes.mailbox/{mailbox}/"),
             Visit("403", "/dashboard/", 403),
             not_found,
         ]
