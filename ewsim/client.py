@@ -91,10 +91,15 @@ class Control:
     def add_item(self, address: str, folder: str, item: dict) -> dict:
         return self.request("POST", f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/items", item)
 
-    def add_mime(self, address: str, folder: str, mime: bytes | str, is_read: bool = False) -> dict:
+    def add_mime(
+        self, address: str, folder: str, mime: bytes | str, is_read: bool = False, categories: list[str] | None = None
+    ) -> dict:
         """Create a message from raw RFC 822 text, parsed as CreateItem with MimeContent is."""
         raw = mime.encode() if isinstance(mime, str) else mime
         path = f"mailboxes/{quote(address, safe='')}/folders/{quote(folder, safe='')}/mime"
+        if categories:
+            text = raw.decode("utf-8", "surrogateescape")
+            return self.request("POST", path, {"mime": text, "is_read": is_read, "categories": categories})
         return self.request("POST", path + ("?is_read=true" if is_read else ""), raw=raw)
 
     def get_item(self, item_id: str) -> dict:

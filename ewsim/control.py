@@ -80,14 +80,17 @@ def _items_route(sim: Simulator, method: str, address: str, folder_name: str, bo
 
 
 def _mime_route(sim: Simulator, address: str, folder_name: str, body: bytes, query: str) -> Result:
-    """A message from raw RFC 822 text (the body), or JSON {"mime": "...", "is_read": false}."""
+    """A message from raw RFC 822 text (the body), or JSON {"mime": "...", "is_read": false, "categories": []}."""
     is_read = parse_qs(query).get("is_read", ["false"])[0].lower() in ("1", "true")
-    raw = body
+    raw, categories = body, []
     if body.lstrip().startswith(b"{"):
         data = _json(body)
         if not isinstance(data, dict) or not isinstance(data.get("mime"), str):
             raise BadRequest("JSON body must be an object with 'mime' (the RFC 822 text)")
         raw, is_read = data["mime"].encode(), bool(data.get("is_read", is_read))
+        categories = data.get("categories") or []
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise BadRequest("'categories' must be a list of strings")
     if not raw.strip():
         raise BadRequest("the body must be an RFC 822 message")
     with sim.store.lock:
@@ -97,6 +100,8 @@ def _mime_route(sim: Simulator, address: str, folder_name: str, body: bytes, que
         if folder is None:
             return 404, {"error": f"no folder {folder_name}"}
         item = message_from_mime(raw, address, folder.id, is_read)
+        if categories:
+            update_from_json(item, {"categories": categories})
         sim.store.add_item(item)
         sim.store.commit()
         return 201, item_summary(item)
@@ -118,6 +123,8 @@ def _item_route(sim: Simulator, method: str, item_id: str, body: bytes) -> Resul
             raise BadRequest("body must be a JSON object")
         only_read = set(data) == {"is_read"}
         update_from_json(item, data)
+        if set(data) - {"is_read", "categories", "importance", "sensitivity", "extended_properties"}:
+            item.mime = b""  # the content changed: MimeContent is built from the properties again
         sim.store.touch_item(item, read_flag_only=only_read)
         sim.store.commit()
         return 200, item_summary(item)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time, timedelta
 from lxml import etree
 
 from .faults import EwsError
-from .mime import build_mime, html_to_text, mailbox_addresses, parse_message
+from .mime import build_mime, conversation_id, conversation_index, html_to_text, mailbox_addresses, parse_message
 from .model import ITEM_CLASS_DEFAULT, ITEM_KINDS, Attachment, ExtProp, Item, new_id
 from .soap import child, child_text, children, el, local, t
 from .winzones import zone
@@ -267,6 +267,7 @@ def _apply_mime(item: Item, prop: etree._Element) -> None:
     for parsed_prop in parsed.fields.values():
         apply_property(item, parsed_prop)
     item.attachments.extend(parsed.attachments)
+    item.mime = raw
 
 
 def item_from_xml(elem: etree._Element, mailbox: str, folder_id: str) -> Item:
@@ -476,8 +477,12 @@ def computed_properties(item: Item, shape: Shape, parent_changekey: str, owner: 
         props["IsDraft"] = el(None, "t:IsDraft", "false")
         props["DateTimeSent"] = el(None, "t:DateTimeSent", iso(item.created))
         props["DisplayTo"] = el(None, "t:DisplayTo", "; ".join(mailbox_addresses(item.fields.get("ToRecipients"))))
+        index = conversation_index(item)
+        props["ConversationIndex"] = el(None, "t:ConversationIndex", base64.b64encode(index).decode())
+        props["ConversationId"] = el(None, "t:ConversationId", Id=conversation_id(index))
         if shape.wants("MimeContent"):
-            mime = props["MimeContent"] = el(None, "t:MimeContent", base64.b64encode(build_mime(item, owner)).decode())
+            raw = item.mime or build_mime(item, owner)
+            mime = props["MimeContent"] = el(None, "t:MimeContent", base64.b64encode(raw).decode())
             mime.set("CharacterSet", "UTF-8")
         if "From" not in item.fields and owner:
             props["From"] = _mailbox_elem("t:From", owner, owner.split("@")[0])

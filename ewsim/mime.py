@@ -3,6 +3,7 @@ building MIME from an item (the MimeContent property), plus HTML -> plain text f
 
 from __future__ import annotations
 
+import base64
 import email
 import hashlib
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ def _item_from(msg: EmailMessage) -> Item:
     for header, name in TEXT_HEADERS:
         if msg[header] is not None:
             item.fields[name] = el(None, f"t:{name}", str(msg[header]).strip())
+    if msg["Thread-Index"] is not None:  # Exchange keeps it as the message's conversation index
+        item.fields["ConversationIndex"] = el(None, "t:ConversationIndex", "".join(str(msg["Thread-Index"]).split()))
     if msg["References"] is not None:
         item.fields["References"] = el(None, "t:References", " ".join(str(msg["References"]).split()))
     for header, name, single in ADDRESS_HEADERS:
@@ -101,6 +104,33 @@ def _attachment_from(part: EmailMessage) -> Attachment:
         return Attachment(kind="ItemAttachment", name=name, item=embedded, **common)
     content = part.get_payload(decode=True) or b""
     return Attachment(kind="FileAttachment", name=part.get_filename() or "", content=content, **common)
+
+
+# ---- conversations ---------------------------------------------------------------------------------
+def conversation_index(item: Item) -> bytes:
+    """The message's conversation index: its Thread-Index header if it came with one; else a 22-byte
+    header named after the first message of the thread (the first of References, else In-Reply-To,
+    else its own Message-ID) and a 5-byte block per reply, so every copy of a thread agrees."""
+    given = item.text("ConversationIndex")
+    if given:
+        try:
+            raw = base64.b64decode(given, validate=True)
+        except (ValueError, TypeError):
+            raw = b""
+        if len(raw) >= 22:
+            return raw
+    references = (item.text("References") or "").split()
+    in_reply_to = (item.text("InReplyTo") or "").strip()
+    root = references[0] if references else in_reply_to or item.text("InternetMessageId") or item.id
+    depth = len(references) or (1 if in_reply_to else 0)
+    header = b"\x01" + hashlib.sha256(root.encode()).digest()[:21]
+    own = (item.text("InternetMessageId") or item.id).encode()
+    return header + b"".join(hashlib.sha256(own + bytes([i])).digest()[:5] for i in range(depth))
+
+
+def conversation_id(index: bytes) -> str:
+    """The ConversationId of a thread: the same for every message whose index starts alike."""
+    return base64.b64encode(b"\x00\x00\x00\x00\x01\x10" + hashlib.sha256(index[:22]).digest()[:16]).decode()
 
 
 # ---- building -----------------------------------------------------------------------------------

@@ -160,6 +160,9 @@ class Item:
     created: datetime = field(default_factory=now)
     modified: datetime = field(default_factory=now)
     attachments: list[Attachment] = field(default_factory=list)
+    # The RFC 822 text a message was made from (MimeContent, delivery), answered as its MimeContent
+    # as Exchange keeps the MIME of internet mail; emptied when a user edit changes the content.
+    mime: bytes = b""
 
     def text(self, name: str) -> str | None:
         elem = self.fields.get(name)
@@ -179,6 +182,7 @@ class Item:
             "created": self.created.isoformat(),
             "modified": self.modified.isoformat(),
             "attachments": [a.to_json() for a in self.attachments],
+            "mime": base64.b64encode(self.mime).decode(),
         }
 
     @classmethod
@@ -196,6 +200,7 @@ class Item:
             created=datetime.fromisoformat(data["created"]),
             modified=datetime.fromisoformat(data["modified"]),
             attachments=[Attachment.from_json(a) for a in data.get("attachments", [])],
+            mime=base64.b64decode(data.get("mime", "")),
         )
 
     def all_attachments(self) -> Iterator[tuple[Item, Attachment]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import uuid
 
 from lxml import etree
 
@@ -32,6 +33,8 @@ DEFAULT_FOLDER = {
     "Item": "drafts",
 }
 SEND_DISPOSITIONS = ("SendOnly", "SendAndSaveCopy")
+# Updates that leave a message's content (and so its original MIME) as it was.
+KEEPS_MIME = {"Categories", "IsRead", "Flag", "MimeContent", "Importance", "Sensitivity"}
 
 
 def _id_only(item: Item) -> etree._Element:
@@ -82,12 +85,26 @@ def _deliver(ctx: Context, item: Item) -> None:
                 ext=copy.deepcopy(item.ext),
                 is_read=False,
                 attachments=copy_attachments(item.attachments),
+                mime=item.mime,
             )
         )
 
 
+def _message_id(ctx: Context, item: Item) -> None:
+    """Exchange gives every message it sends an Internet Message-ID: the sender's copy and each
+    recipient's share it (and the MIME says it)."""
+    if item.text("InternetMessageId"):
+        return
+    domain = ctx.acting.address.rpartition("@")[2] or "ewsim.local"
+    message_id = f"<{uuid.uuid4().hex}@{domain}>"
+    item.fields["InternetMessageId"] = el(None, "t:InternetMessageId", message_id)
+    if item.mime:
+        item.mime = f"Message-ID: {message_id}\r\n".encode() + item.mime
+
+
 def _send(ctx: Context, item: Item, save_copy: bool, saved_folder_holder: etree._Element | None) -> None:
     """Deliver a message that is in no folder (new, or just taken out of Drafts), keeping a copy if asked."""
+    _message_id(ctx, item)
     _deliver(ctx, item)
     if save_copy:
         item.folder_id = target_folder(ctx, saved_folder_holder, "sentitems").id
@@ -221,6 +238,8 @@ def update_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
                 "in the request does not match the current change key for the item.",
             )
         touched = {apply_update(item, u) for u in children(child(change, "Updates"))}
+        if {n for n in touched if not n.startswith("ext:")} - KEEPS_MIME:
+            item.mime = b""  # the content changed: MimeContent is built from the properties again
         finish_item(item)
         if item.kind == "Message" and disposition in SEND_DISPOSITIONS:
             # A draft sent by UpdateItem leaves its folder; Exchange answers without an item.
@@ -286,6 +305,7 @@ def copy_item(ctx: Context, op: etree._Element) -> list[etree._Element]:
             ext=copy.deepcopy(item.ext),
             is_read=item.is_read,
             attachments=copy_attachments(item.attachments),
+            mime=item.mime,
         )
         ctx.store.add_item(clone)
         return _items_message("CopyItem", [clone])
