@@ -8,11 +8,7 @@ tests patch it, integration tests point a profile at ewsim.
 
 from __future__ import annotations
 
-import imaplib
 import logging
-import poplib
-import smtplib
-import ssl
 from typing import Any
 
 from django.db import transaction
@@ -23,9 +19,9 @@ from django.utils.translation import gettext_noop
 from audit.log import Actor, record
 from crmsync_portal.lib.crypto import DecryptionError
 from crmsync_portal.lib.fields import is_set, stored_value
-from mailboxes.models import Channel, CredentialsSource, IncomingMethod, Mailbox, ProfileKind, TestStatus
+from mailboxes.models import Channel, IncomingMethod, Mailbox, ProfileKind, TestStatus
 from syncjobs.backends.base import CHANNEL_FOLDERS
-from syncjobs.errors import PermanentError, SyncError, TransientError
+from syncjobs.errors import SyncError
 from syncjobs.models import TestRun, TestRunStatus
 
 log = logging.getLogger(__name__)
@@ -86,71 +82,35 @@ class MailServer:
     """POP3/IMAP and SMTP, with the same test methods as the Exchange backend.
 
     ``check`` does nothing: incoming and outgoing may use different servers, so each
-    folder test logs in to its own ("inbox": POP3/IMAP, "sentitems": SMTP).
+    folder test logs in to its own ("inbox": POP3/IMAP, "sentitems": SMTP, and for an
+    IMAP/SMTP profile the IMAP Sent folder where sent mail is kept), through the
+    transports the email channels use, with their TLS and their errors.
     """
 
     def __init__(self, mailbox: Mailbox) -> None:
-        profile = mailbox.profile
-        assert profile is not None
-        self.profile = profile
-        if profile.credentials_source == CredentialsSource.PROFILE:
-            self.username, self.password = profile.username, profile.password
-        else:
-            self.username, self.password = mailbox.username or mailbox.address, mailbox.password
-        self.timeout = profile.timeout_seconds
+        self.mailbox = mailbox
 
     def check(self) -> None:
         pass
 
     def test_folders(self, folders: tuple[str, ...]) -> None:
-        for folder in folders:
-            try:
-                self.test_outgoing() if folder == "sentitems" else self.test_incoming()
-            except SyncError:
-                raise
-            except (poplib.error_proto, imaplib.IMAP4.error, smtplib.SMTPAuthenticationError) as error:
-                raise PermanentError(f"The server refused the credentials: {_words(error)}") from error
-            except (OSError, smtplib.SMTPException) as error:
-                raise TransientError(
-                    f"The server could not be reached or failed ({type(error).__name__}): {_words(error)}"
-                ) from error
+        from syncjobs.mail.imap import IMAPTransport
+        from syncjobs.mail.pop3 import POP3Transport
+        from syncjobs.mail.smtp import SMTPTransport
 
-    def test_incoming(self) -> None:
-        host, port, tls = self.profile.incoming_host, self.profile.incoming_port, self.profile.incoming_tls
-        if self.profile.kind == ProfileKind.IMAP_SMTP:
-            imap = (
-                imaplib.IMAP4_SSL(host, port, timeout=self.timeout) if tls else imaplib.IMAP4(host, port, self.timeout)
+        assert self.mailbox.profile is not None
+        incoming = IMAPTransport if self.mailbox.profile.kind == ProfileKind.IMAP_SMTP else POP3Transport
+        for folder in folders:
+            transport = (
+                SMTPTransport.for_mailbox(self.mailbox) if folder == "sentitems" else incoming.for_mailbox(self.mailbox)
             )
             try:
-                imap.login(self.username, self.password)
+                transport.check()
             finally:
-                imap.shutdown()
-        else:
-            pop = poplib.POP3_SSL(host, port, timeout=self.timeout) if tls else poplib.POP3(host, port, self.timeout)
-            try:
-                pop.user(self.username)
-                pop.pass_(self.password)
-            finally:
-                pop.quit()
-
-    def test_outgoing(self) -> None:
-        with smtplib.SMTP(self.profile.outgoing_host, self.profile.outgoing_port, timeout=self.timeout) as smtp:
-            smtp.ehlo()
-            if self.profile.outgoing_tls:
-                smtp.starttls(context=ssl.create_default_context())
-                smtp.ehlo()
-            smtp.login(self.username, self.password)
+                transport.close()
 
     def close(self) -> None:
         pass
-
-
-def _words(error: Exception) -> str:
-    if isinstance(error, smtplib.SMTPResponseException):
-        message = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
-        return f"{error.smtp_code} {message}"
-    args = [a.decode(errors="replace") if isinstance(a, bytes) else str(a) for a in error.args]
-    return " ".join(args) or type(error).__name__
 
 
 def backend_for(mailbox: Mailbox) -> Any:
