@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("crm.urls")),
     path("", include("clients.urls")),
     path("", include("selfservice.urls")),
+    path("", include("monitoring.urls")),
     path("django-admin/", admin.site.urls),
     path("django-rq/", include(rq_urls)),
 ]

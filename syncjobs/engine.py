@@ -35,6 +35,8 @@ from crm.directions import all_directions
 from crm.filters import mailbox_filters
 from crm.models import SYNCED_MODELS, Appointment, CrmRecord, RecordType
 from mailboxes.models import Channel, EmailServerProfile, Mailbox, TestStatus
+from monitoring.alerts import raise_alert
+from monitoring.models import AlertKind
 from syncjobs import decide as d
 from syncjobs import mapping
 from syncjobs.backends import backend_for
@@ -197,6 +199,7 @@ def _disable(mailbox: Mailbox, channel: str, error: str, fields: list[str]) -> N
         "mailbox.channel_disabled",
         update_fields=[*fields, "disabled_reason", f"enabled_{channel}", f"test_{channel}"],
     )
+    raise_alert(AlertKind.CHANNEL_DISABLED, mailbox=mailbox, channel=channel, detail=error)
 
 
 class Heartbeat:
@@ -247,6 +250,7 @@ def run_sync(run_id: Any, backend: Backend | None = None) -> SyncRun | None:
                 run.mailbox,
                 organization=run.mailbox.organization,
             )
+            raise_alert(AlertKind.MASS_DELETE_REFUSED, mailbox=run.mailbox, detail=str(error))
         except TransientError as error:
             _finish(run, RunStatus.FAILED, sync.summary(), str(error), ErrorKind.TRANSIENT, error.back_off)
         except PermanentError as error:

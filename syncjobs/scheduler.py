@@ -4,7 +4,9 @@ Exactly one scheduler process runs. Each tick:
 1. marks running runs without a heartbeat failed (worker lost) and queues a fresh run for each;
 2. queues a run for every due mailbox (enabled, approved where required, tested, next sync
    reached) that has no queued or running run;
-3. delivers again queued runs that no worker took for a while (Redis lost its queue).
+3. delivers again queued runs that no worker took for a while (Redis lost its queue);
+4. raises alerts for stalled mailboxes and failing profiles, resolves those whose cause is gone,
+   and retries alert emails that failed (monitoring.alerts.check).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from mailboxes.models import ApprovalStatus, Channel, Mailbox, Membership, OwnerType, SyncMethod, TestStatus
+from monitoring import alerts
 from syncjobs.engine import recover_stale
 from syncjobs.jobs import enqueue_sync, requeue
 from syncjobs.models import RunStatus, SyncRun, Trigger
@@ -69,4 +72,4 @@ def tick(now: datetime | None = None) -> dict[str, Any]:
     for run in stuck:
         requeue(run, timedelta(0))
         redelivered += 1
-    return {"lost": len(lost), "queued": queued, "redelivered": redelivered}
+    return {"lost": len(lost), "queued": queued, "redelivered": redelivered, **alerts.check(now)}

@@ -111,7 +111,7 @@ def status_context(mailbox: Mailbox) -> dict[str, Any]:
 
 
 def mailbox_sync_context(mailbox: Mailbox) -> dict[str, Any]:
-    """Everything the mailbox page shows about syncing, in a bounded number of queries (at most seven)."""
+    """Everything the mailbox page shows about syncing, in a bounded number of queries (at most eight)."""
     quarantined = list(ItemLink.objects.filter(mailbox=mailbox, state=LinkState.QUARANTINED)[:ITEMS_SHOWN])
     conflicts = list(Conflict.objects.filter(mailbox=mailbox, status=ConflictStatus.OPEN)[:ITEMS_SHOWN])
     names = _record_names({(x.record_type, x.crm_id) for x in [*quarantined, *conflicts]})
@@ -133,6 +133,7 @@ def mailbox_sync_context(mailbox: Mailbox) -> dict[str, Any]:
         "quarantined": quarantined,
         "conflicts": conflicts,
         "sync_refusal": sync_refusal(mailbox, Channel.ACT),
+        "alerts": list(mailbox.alerts.unresolved().select_related("acknowledged_by").order_by("-status", "-created")),
     }
 
 

@@ -20,6 +20,7 @@ from clients.models import ClientConflict, ClientInstance
 from crm.models import SyncFilter
 from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
+from monitoring.models import Alert
 from syncjobs.models import Conflict, ErrorKind, ItemLink, LinkState, RunStatus, SyncRun
 from tests.conftest import client_for, make_mailbox, make_profile, make_user
 from tests.crm.test_views import make_record
@@ -182,6 +183,16 @@ EXPECTED.update({
     ("my-filter-templates-reset", "GET"):     (LOGIN, DENY , DENY , DENY , DENY , MOVED, DENY , MOVED),
     ("my-filter-templates-reset", "POST"):    (LOGIN, DENY , DENY , DENY , DENY , MOVED, DENY , MOVED),
 })
+# Sync monitoring and alerts: the administrators of each organization (the alert is about alice's mailbox).
+EXPECTED.update({
+    #                                   anon   apprv  audit  alice  charl  outsd  staff  admin
+    ("monitoring", "GET"):             (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
+    ("monitoring", "POST"):            (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("monitoring-mailboxes", "GET"):   (LOGIN, DENY,  DENY,  DENY,  DENY,  OK,    DENY,  OK),
+    ("monitoring-mailboxes", "POST"):  (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("alert-acknowledge", "GET"):      (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("alert-acknowledge", "POST"):     (LOGIN, DENY,  DENY,  DENY,  DENY,  HIDE,  DENY,  MOVED),
+})
 # The client API answers a browser session with 401: it takes bearer tokens (and Basic to register).
 for _name in ("api-instances", "api-instance-me", "api-instance-promote", "api-changes", "api-offline"):
     EXPECTED.update({(_name, "GET"): (401,) * 8, (_name, "POST"): (401,) * 8})
@@ -212,6 +223,7 @@ def objects(
     for kind in CRM_KINDS:
         found[kind] = make_record(kind, org, alice)
         found[(f"{kind}-delete", "POST")] = make_record(kind, org, bob)
+    found["alert"] = Alert.objects.create(organization=org, kind="mass_delete_refused", mailbox=alice_mailbox)
     # The sync records of alice's mailbox: a run the mass-delete guard stopped, a quarantined
     # item, an open conflict about another contact of alice's (the admin's POST changes it).
     found["run"] = SyncRun.objects.create(
@@ -279,6 +291,8 @@ def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
         return reverse(name, args=[objects["my-client-conflict"].pk])
     if name.startswith("my-conflict-"):
         return reverse(name, args=[objects["my-conflict"].pk])
+    if name == "alert-acknowledge":
+        return reverse(name, args=[objects["alert"].pk])
     if name in ("client-request-approve", "client-request-reject"):
         return reverse(name, args=[objects["client-request"].pk])
     if name.startswith(
@@ -329,6 +343,7 @@ def test_every_url_and_persona(
     assert objects["link"].state == LinkState.ERROR  # released: retried on the next run
     objects["conflict"].refresh_from_db()
     assert (objects["conflict"].status, objects["conflict"].resolved_by) == ("closed", "Admin")
+    assert Alert.objects.get(pk=objects["alert"].pk).acknowledged_by.username == "admin"
 
 
 def _project_module(urlconf: Any) -> bool:

@@ -18,6 +18,7 @@ import imaplib
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from syncjobs.mail.connection import (
     translated,
     words,
 )
+from syncjobs.mail.parse import max_bytes
 from syncjobs.mail.transport import Batch, Fetched
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ MONTHS = {name: number for number, name in enumerate("Jan Feb Mar Apr May Jun Ju
 INTERNALDATE_RE = re.compile(rb'INTERNALDATE "\s*(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"')
 UID_RE = re.compile(rb"\bUID (\d+)")
 FLAGS_RE = re.compile(rb"\bFLAGS \(([^)]*)\)")
+SIZE_RE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 LIST_RE = re.compile(rb'\((?P<attrs>[^)]*)\) (?P<delimiter>"(?:[^"\\]|\\.)*"|NIL) ?(?P<name>.*)')
 
 
@@ -143,13 +146,14 @@ class IMAPTransport:
             batch = uids[:limit]
             messages = [
                 Fetched(
-                    source_id=f"{uidvalidity}:{uid}",
-                    raw=raw,
+                    source_id=f"{uidvalidity}:{item.uid}",
+                    raw=item.literal,
                     folder=folder,
-                    categories=tuple(flag for flag in flags if not flag.startswith("\\")),
-                    received_at=received,
+                    categories=tuple(flag for flag in item.flags if not flag.startswith("\\")),
+                    received_at=item.received,
+                    size=item.size,
                 )
-                for uid, flags, received, raw in _fetch(imap, batch, "BODY.PEEK[]")
+                for item in _messages(imap, batch)
             ]
             high = batch[-1] if batch else last
             return Batch(messages=messages, state=f"{uidvalidity}:{high}", more=len(uids) > limit)
@@ -206,10 +210,10 @@ class IMAPTransport:
             # SEARCH HEADER matches substrings: read the header to keep exact matches only.
             candidates = _search(imap, "HEADER", header, _quoted(value))
             found = {}
-            for uid, flags, _received, raw in _fetch(imap, candidates, f"BODY.PEEK[HEADER.FIELDS ({header})]"):
-                values = email.parser.BytesHeaderParser().parsebytes(raw).get_all(header) or []
+            for item in _fetch(imap, candidates, f"FLAGS BODY.PEEK[HEADER.FIELDS ({header})]").values():
+                values = email.parser.BytesHeaderParser().parsebytes(item.literal).get_all(header) or []
                 if any(str(v).strip() == value for v in values):
-                    found[uid] = flags
+                    found[item.uid] = item.flags
             return found
 
         return self._run(work)
@@ -262,34 +266,58 @@ def _search(imap: imaplib.IMAP4, *criteria: str) -> list[int]:
     return [int(uid) for line in data if line for uid in line.split()]
 
 
-def _fetch(imap: imaplib.IMAP4, uids: list[int], part: str) -> list[tuple[int, set[str], datetime | None, bytes]]:
-    """UID, flags, INTERNALDATE and the literal of ``part`` of each message, in UID order."""
+@dataclass
+class _Item:
+    """What a UID FETCH said of one message."""
+
+    uid: int
+    flags: set[str]
+    received: datetime | None
+    size: int | None
+    literal: bytes  # the part asked for, b"" when none was
+
+
+def _messages(imap: imaplib.IMAP4, uids: list[int]) -> list[_Item]:
+    """Whole messages in UID order; one over EMAIL_MAX_BYTES comes with its header only."""
+    items = _fetch(imap, uids, "FLAGS INTERNALDATE RFC822.SIZE")
+    limit = max_bytes()
+    small = [uid for uid, item in items.items() if (item.size or 0) <= limit]
+    big = [uid for uid in items if uid not in small]
+    for part, chosen in (("BODY.PEEK[]", small), ("BODY.PEEK[HEADER]", big)):
+        for uid, content in _fetch(imap, chosen, part).items():
+            items[uid].literal = content.literal
+    return [items[uid] for uid in sorted(items)]
+
+
+def _fetch(imap: imaplib.IMAP4, uids: list[int], what: str) -> dict[int, _Item]:
+    """UID FETCH ``what`` of each message: UID → what the server said (the messages still there)."""
     if not uids:
-        return []
-    data = _ok(imap.uid("FETCH", _uid_set(uids), f"(UID FLAGS INTERNALDATE {part})"), "FETCH")
-    # A response with a literal comes as (text before it, literal) and then the rest of its line.
-    items: list[list[bytes]] = []
+        return {}
+    data = _ok(imap.uid("FETCH", _uid_set(uids), f"(UID {what})"), "FETCH")
+    # A response with a literal comes as (text before it, literal), then the rest of its line.
+    responses: list[list[bytes]] = []
     for piece in data:
         if isinstance(piece, tuple):
-            items.append([piece[0], piece[1]])
-        elif isinstance(piece, bytes) and items and piece[:1] in (b")", b" "):
-            items[-1][0] += piece
-    found = []
+            responses.append([piece[0], piece[1]])
+        elif isinstance(piece, bytes) and responses and piece[:1] in (b")", b" "):
+            responses[-1][0] += piece
+        elif isinstance(piece, bytes):
+            responses.append([piece, b""])
+    found = {}
     wanted = set(uids)
-    for meta, literal in items:
+    for meta, literal in responses:
         uid = UID_RE.search(meta)
         if uid is None or int(uid.group(1)) not in wanted:
             continue  # a flag change the server reported meanwhile
-        flags = FLAGS_RE.search(meta)
-        found.append(
-            (
-                int(uid.group(1)),
-                set(flags.group(1).decode(errors="replace").split()) if flags else set(),
-                _internaldate(meta),
-                literal,
-            )
+        flags, size = FLAGS_RE.search(meta), SIZE_RE.search(meta)
+        found[int(uid.group(1))] = _Item(
+            uid=int(uid.group(1)),
+            flags=set(flags.group(1).decode(errors="replace").split()) if flags else set(),
+            received=_internaldate(meta),
+            size=int(size.group(1)) if size else None,
+            literal=literal,
         )
-    return sorted(found, key=lambda item: item[0])
+    return found
 
 
 def _internaldate(meta: bytes) -> datetime | None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import poplib
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from mailboxes.models import Mailbox
@@ -24,6 +28,7 @@ from syncjobs.mail.connection import (
     translated,
     words,
 )
+from syncjobs.mail.parse import max_bytes
 from syncjobs.mail.transport import Batch, Fetched
 
 log = logging.getLogger(__name__)
@@ -127,10 +132,16 @@ class POP3Transport:
         def work(pop: poplib.POP3) -> Batch:
             listing = _uidl(pop)  # UIDL → message number, in the server's order
             new = [uidl for uidl in listing if uidl not in seen]
+            sizes = _sizes(pop) if new else {}
             messages = []
             for uidl in new[:limit]:
-                _response, lines, _octets = pop.retr(listing[uidl])
-                messages.append(Fetched(source_id=uidl, raw=b"\r\n".join(lines) + b"\r\n", folder=INBOX))
+                number = listing[uidl]
+                size = sizes.get(number)
+                # One over the size limit comes with its header only: the tracker records why.
+                big = size is not None and size > max_bytes()
+                _response, lines, _octets = pop.top(number, 0) if big else pop.retr(number)
+                raw = b"\r\n".join(lines) + b"\r\n"
+                messages.append(Fetched(source_id=uidl, raw=raw, folder=INBOX, received_at=received_at(raw), size=size))
             kept = (seen & listing.keys()) | {m.source_id for m in messages}
             return Batch(messages=messages, state=json.dumps(sorted(kept)), more=len(new) > limit)
 
@@ -177,6 +188,34 @@ def _uidl(pop: poplib.POP3) -> dict[str, int]:
         number, _, uidl = line.decode("ascii", errors="replace").partition(" ")
         listing[uidl.strip()] = int(number)
     return listing
+
+
+def _sizes(pop: poplib.POP3) -> dict[int, int]:
+    _response, lines, _octets = pop.list()
+    sizes = {}
+    for line in lines:
+        number, _, size = line.decode("ascii", errors="replace").partition(" ")
+        if number.isdigit() and size.strip().isdigit():
+            sizes[int(number)] = int(size)
+    return sizes
+
+
+def received_at(raw: bytes) -> datetime | None:
+    """When the message arrived: the date of its newest Received header, else its Date header.
+
+    POP3 tells no arrival time; the mailbox's "process email received after" mark needs one.
+    """
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    hops = [str(value).rpartition(";")[2] for value in headers.get_all("Received", [])]
+    for text in [*hops[:1], str(headers.get("Date", ""))]:
+        try:
+            found = parsedate_to_datetime(text.strip())
+        except (TypeError, ValueError, IndexError):
+            continue
+        if found.tzinfo is None:
+            found = found.replace(tzinfo=UTC)
+        return found
+    return None
 
 
 def _seen(state: str) -> set[str]:

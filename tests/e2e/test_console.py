@@ -35,6 +35,7 @@ from audit.models import AuditEvent
 from crm.models import Account, Appointment, Contact, Lead, Priority, Task
 from crm.views import KINDS
 from mailboxes.models import Mailbox, OwnerType, TestStatus
+from monitoring.models import Alert, AlertKind
 from syncjobs.models import Conflict, ErrorKind, ItemLink, LinkState, RunStatus, SyncRun, TestRun, TestRunStatus
 from tests.conftest import PASSWORD, make_mailbox, make_profile
 
@@ -224,6 +225,14 @@ def seed(org: Any, admin: Any, alice: Any) -> dict[str, Any]:
         exchange_values={"job_title": "Countess", "mobile_phone": "+45 20 00 01 99"},
         resolution={"job_title": "exchange", "mobile_phone": "crm"},
     )
+    # An open alert (monitoring page, mailbox page) about the mailbox, failing since.
+    Mailbox.objects.filter(pk=mailbox.pk).update(consecutive_failures=1)
+    Alert.objects.create(
+        organization=org,
+        kind=AlertKind.MASS_DELETE_REFUSED,
+        mailbox=mailbox,
+        detail="This run would delete 40 of the 50 items the portal keeps in the mailbox (more than 30%).",
+    )
     records = {"account": account, "contact": contact, "lead": lead, "appointment": appointment, "task": task}
     return {"profile": profile, "mailbox": mailbox, "queue": queue, "records": records}
 
@@ -262,6 +271,8 @@ def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
             Visit("profile-detail", f"/profiles/{profile}/"),
             Visit("profile-delete", f"/profiles/{profile}/delete/"),
             Visit("approvals", "/approvals/"),
+            Visit("monitoring", "/monitoring/", heading="Sync monitoring"),
+            Visit("monitoring-mailboxes", "/monitoring/mailboxes/?state=failing", heading="Mailboxes: Failing"),
             Visit("audit-log", "/audit/"),
             Visit("audit-event", f"/audit/{approved}/"),
             *crm_visits(data["records"]),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -152,6 +153,35 @@ def test_pop3_delete_removes_by_uidl_and_the_state_keeps_only_what_is_on_the_ser
     assert json.loads(after.state) == [keep]  # bounded: the deleted message's UIDL is gone
 
 
+def test_pop3_messages_over_the_size_limit_come_with_their_header_only(
+    pop3: POP3Transport, dovecot: Any, mail_account: Account, settings: Any
+) -> None:
+    settings.EMAIL_MAX_BYTES = 1000
+    dovecot.deliver(mail_account, raw("Small"))
+    dovecot.deliver(mail_account, raw("Big", body="x" * 2000))
+
+    small, big = pop3.fetch("inbox", "", 10).messages
+
+    assert small.raw == raw("Small") and small.size == len(raw("Small"))
+    assert big.size == len(raw("Big", body="x" * 2000))
+    assert big.raw == raw("Big").split(b"\r\n\r\n")[0] + b"\r\n\r\n"  # the header, for the record
+    assert big.received_at == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # POP3 has only the headers to tell
+
+
+def test_pop3_received_at_is_the_newest_received_header(
+    pop3: POP3Transport, dovecot: Any, mail_account: Account
+) -> None:
+    hops = (
+        b"Received: from mx.example.com by mail.example.com; Tue, 3 Mar 2026 09:30:00 +0100\r\n"
+        b"Received: from customer.example by mx.example.com; Tue, 3 Mar 2026 09:29:00 +0100\r\n"
+    )
+    dovecot.deliver(mail_account, hops + raw("Relayed"))
+
+    [message] = pop3.fetch("inbox", "", 10).messages
+
+    assert message.received_at == datetime(2026, 3, 3, 8, 30, tzinfo=UTC)
+
+
 def test_pop3_has_the_inbox_only(pop3: POP3Transport) -> None:
     with pytest.raises(PermanentError, match="POP3 reaches the inbox only"):
         pop3.fetch("Projects", "", 10)
@@ -220,6 +250,20 @@ def test_a_new_uidvalidity_fetches_the_folder_again(imap: IMAPTransport, dovecot
     assert subjects(after) == ["Old"]
     assert after.state == "4242:1"
     assert after.messages[0].source_id == "4242:1"
+
+
+def test_imap_messages_over_the_size_limit_come_with_their_header_only(
+    imap: IMAPTransport, dovecot: Any, mail_account: Account, settings: Any
+) -> None:
+    settings.EMAIL_MAX_BYTES = 1000
+    dovecot.deliver(mail_account, raw("Small"))
+    dovecot.deliver(mail_account, raw("Big", body="x" * 2000))
+
+    small, big = imap.fetch("inbox", "", 10).messages
+
+    assert small.raw == raw("Small") and small.size == len(raw("Small"))
+    assert big.size == len(raw("Big", body="x" * 2000))
+    assert big.raw == raw("Big").split(b"\r\n\r\n")[0] + b"\r\n\r\n"
 
 
 def test_imap_fetches_a_named_folder(imap: IMAPTransport, dovecot: Any, mail_account: Account) -> None:
