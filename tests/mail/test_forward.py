@@ -12,10 +12,13 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Contact, Email, EmailReceipt, IgnoredMessage, TrackedBy
-from mailboxes.models import IncomingMethod, OutgoingMethod, OwnerType, TrackingRule
+from mailboxes.models import IncomingMethod, OutgoingMethod, OwnerType, ProfileKind, TrackingRule
 from syncjobs.mail.forward import NO_ATTACHMENT, process_forwarded
+from syncjobs.mail.imap import IMAPTransport
 from syncjobs.mail.transport import Fetched
 from tests.conftest import make_mailbox
+from tests.mail.servers import Account, MailServers
+from tests.mail.test_outgoing import mail_mailbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,3 +153,59 @@ def test_an_unreadable_attachment_is_recorded_and_the_others_are_tracked(forward
     assert email is not None and email.subject == "Readable"
     [reason] = ignored(forward_box)
     assert reason.startswith("attached message 1: ")
+
+
+# Deleting what was processed, on a real IMAP server ---------------------------------------------
+
+
+@pytest.fixture
+def imap_forward(org: Any, mail_servers: MailServers, mail_account: Account) -> Any:
+    """A forward mailbox on Dovecot (IMAP) that deletes what it processed."""
+    return mail_mailbox(
+        org,
+        None,
+        mail_servers,
+        mail_account,
+        ProfileKind.IMAP_SMTP,
+        owner_type=OwnerType.QUEUE,
+        queue_name="Forward mailbox",
+        incoming_method=IncomingMethod.FORWARD_MAILBOX,
+        outgoing_method=OutgoingMethod.NONE,
+        delete_processed=True,
+    )
+
+
+def test_a_processed_message_is_deleted_and_one_that_was_not_is_kept(
+    imap_forward: Any, alice_box: Any, mail_servers: MailServers, mail_account: Account
+) -> None:
+    dovecot = mail_servers.dovecot
+    kept = dovecot.deliver(mail_account, forwarded())
+    dovecot.deliver(mail_account, forwarded(original(subject="Tracked")))
+    dovecot.deliver(mail_account, forwarded(original(), by="stranger@elsewhere.example"))
+    transport = IMAPTransport.for_mailbox(imap_forward)
+    try:
+        batch = transport.fetch("inbox", "", 10)
+        emails = [process_forwarded(imap_forward, message, transport) for message in batch.messages]
+    finally:
+        transport.close()
+    assert [e.subject if e else None for e in emails] == [None, "Tracked", None]
+    assert sorted(ignored(imap_forward)) == [
+        NO_ATTACHMENT,
+        "no mailbox in this organization for stranger@elsewhere.example",
+    ]
+    assert kept in dovecot.flags(mail_account) and len(dovecot.flags(mail_account)) == 2
+
+
+def test_without_delete_processed_the_forward_mailbox_keeps_its_messages(
+    imap_forward: Any, alice_box: Any, mail_servers: MailServers, mail_account: Account
+) -> None:
+    imap_forward.delete_processed = False
+    imap_forward.save()
+    uid = mail_servers.dovecot.deliver(mail_account, forwarded(original()))
+    transport = IMAPTransport.for_mailbox(imap_forward)
+    try:
+        [message] = transport.fetch("inbox", "", 10).messages
+        assert process_forwarded(imap_forward, message, transport) is not None
+    finally:
+        transport.close()
+    assert list(mail_servers.dovecot.flags(mail_account)) == [uid]

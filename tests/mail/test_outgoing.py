@@ -6,6 +6,7 @@ refused credentials: none sends an email twice or loses one.
 
 from __future__ import annotations
 
+import imaplib
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,14 +19,16 @@ from django.utils import timezone
 
 from crm.models import Contact, Email, EmailDirection, EmailReceipt, EmailStatus, TrackedBy
 from ewsim.testing import RunningSimulator, running_simulator
-from mailboxes.models import Channel, Mailbox, TestStatus
+from mailboxes.models import ActMethod, Channel, CredentialsSource, Mailbox, ProfileKind, TestStatus
 from syncjobs.engine import MAX_TRIES
 from syncjobs.errors import PermanentError
 from syncjobs.mail import outgoing
 from syncjobs.mail.ews_outgoing import EwsOutgoing
+from syncjobs.mail.smtp import SMTPTransport
 from syncjobs.mail.transport import CRM_ID_HEADER
 from syncjobs.models import RunStatus, SyncRun
 from tests.conftest import make_mailbox, make_profile
+from tests.mail.servers import HOST, Account, MailServers, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,7 +120,7 @@ class CrashAfterSend:
     """The real transport, but the worker dies (or the send ends in an error of no known kind)
     right after the server took the message."""
 
-    def __init__(self, real: EwsOutgoing, error: type[BaseException] = Crash) -> None:
+    def __init__(self, real: Any, error: type[BaseException] = Crash) -> None:
         self.real = real
         self.error = error
 
@@ -368,3 +371,97 @@ def test_refused_credentials_stop_the_run_and_leave_the_email_pending(
     email.refresh_from_db()
     assert (email.status, email.send_attempts) == (EmailStatus.PENDING_SEND, 0)
     assert "401" in email.status_reason
+
+
+# SMTP (POP3/SMTP and IMAP/SMTP profiles) ------------------------------------------------------
+
+
+def _can_log_in(servers: MailServers, account: Account) -> bool:
+    try:
+        with servers.dovecot.imap(account):
+            return True
+    except imaplib.IMAP4.error:
+        return False
+
+
+def mail_mailbox(org: Any, user: Any, servers: MailServers, account: Account, kind: str, **fields: Any) -> Mailbox:
+    """A mailbox of the test servers' account, with its own credentials: SMTP, and Dovecot's IMAP or POP3.
+
+    Returned once Dovecot knows the account: it reads its passwd-file at most once a second."""
+    wait_until(lambda: _can_log_in(servers, account), 10, "Dovecot accepting the new account")
+    profile = make_profile(
+        org,
+        kind,
+        kind=kind,
+        ews_url="",
+        username="",
+        password="",
+        credentials_source=CredentialsSource.MAILBOX,
+        incoming_host=HOST,
+        incoming_port=servers.dovecot.imap_port if kind == ProfileKind.IMAP_SMTP else servers.dovecot.pop3_port,
+        incoming_tls=False,
+        outgoing_host=HOST,
+        outgoing_port=servers.smtp.port,
+        outgoing_tls=False,
+    )
+    mailbox = make_mailbox(
+        org, user, account.address, profile, act_method=ActMethod.NONE, username=account.address, **fields
+    )
+    mailbox.password = account.password
+    mailbox.save()
+    return Mailbox.objects.select_related("profile", "organization", "user").get(pk=mailbox.pk)
+
+
+def test_over_smtp_a_pending_email_is_sent_once_with_the_token_and_the_crm_id(
+    org: Any, alice: Any, mail_servers: MailServers, mail_account: Account
+) -> None:
+    mailbox = mail_mailbox(org, alice, mail_servers, mail_account, ProfileKind.POP3_SMTP)
+    email = pending(mailbox)
+    transport = SMTPTransport.for_mailbox(mailbox)
+    try:
+        assert send(mailbox, transport)["sent"] == 1
+        assert send(mailbox, transport)["sent"] == 0
+    finally:
+        transport.close()
+    email.refresh_from_db()
+    [received] = mail_servers.smtp.messages_for(mail_account)
+    assert received.rcpt_tos == [BOB]
+    message = message_from_bytes(received.content, policy=policy.default)
+    assert message["Subject"] == f"Your quote CRM:{email.tracking_number}"
+    assert (message["Message-ID"], message[CRM_ID_HEADER]) == (email.message_id, str(email.pk))
+
+
+def test_over_smtp_an_interrupted_send_the_server_cannot_vouch_for_fails_and_is_not_sent_again(
+    org: Any, alice: Any, mail_servers: MailServers, mail_account: Account
+) -> None:
+    mailbox = mail_mailbox(org, alice, mail_servers, mail_account, ProfileKind.POP3_SMTP)
+    email = pending(mailbox)
+    transport = SMTPTransport.for_mailbox(mailbox)
+    try:
+        with pytest.raises(Crash):
+            send(mailbox, CrashAfterSend(transport))
+        assert send(mailbox, transport) == {"sent": 0, "retry": 0, "failed": 1, "unsure": 0}
+        assert send(mailbox, transport)["failed"] == 0
+    finally:
+        transport.close()
+    email.refresh_from_db()
+    assert (email.status, email.status_reason) == (EmailStatus.FAILED, outgoing.MAY_HAVE_BEEN_SENT)
+    assert len(mail_servers.smtp.messages_for(mail_account)) == 1
+
+
+def test_over_imap_smtp_an_interrupted_send_is_found_in_the_sent_folder_and_not_sent_again(
+    org: Any, alice: Any, mail_servers: MailServers, mail_account: Account
+) -> None:
+    mailbox = mail_mailbox(org, alice, mail_servers, mail_account, ProfileKind.IMAP_SMTP)
+    email = pending(mailbox)
+    transport = SMTPTransport.for_mailbox(mailbox)
+    try:
+        with pytest.raises(Crash):
+            send(mailbox, CrashAfterSend(transport))
+        assert send(mailbox, transport)["sent"] == 1
+    finally:
+        transport.close()
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT
+    assert len(mail_servers.smtp.messages_for(mail_account)) == 1
+    assert len(mail_servers.dovecot.flags(mail_account, "Sent")) == 1
