@@ -116,7 +116,7 @@ def _send_one(
     try:
         _ensure_ids(email, mailbox)
         message = build_message(email, mailbox)
-    except (ValueError, TypeError, MessageError) as error:
+    except (ValueError, TypeError, LookupError, MessageError) as error:
         _fail(email, f"The message could not be built: {error}", counts)
         return
     crm_id = str(email.pk)

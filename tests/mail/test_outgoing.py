@@ -346,13 +346,15 @@ def test_a_refused_message_fails_with_the_reason_and_the_others_are_sent(
     refused = pending(mailbox, subject="First")
     no_recipient = pending(mailbox, subject="Second", to=[])
     bad_address = pending(mailbox, subject="Third", to=["not an address"])
+    half_address = pending(mailbox, subject="Third too", to=[{"address": "bob@", "name": "Bob"}])
     fine = pending(mailbox, subject="Fourth")
     sim.control.add_fault("CreateItem", error="ErrorInvalidRecipients")
-    assert send(mailbox, transport) == {"sent": 1, "retry": 0, "failed": 3, "unsure": 0}
+    assert send(mailbox, transport) == {"sent": 1, "retry": 0, "failed": 4, "unsure": 0}
     reasons = dict(Email.objects.filter(status=EmailStatus.FAILED).values_list("pk", "status_reason"))
     assert "ErrorInvalidRecipients" in reasons[refused.pk]
     assert reasons[no_recipient.pk] == "The message could not be built: the email has no recipient"
     assert "not an address" in reasons[bad_address.pk]
+    assert reasons[half_address.pk].startswith("The message could not be built: ")
     assert stamps(sim) == [str(fine.pk)]
 
 
