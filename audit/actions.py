@@ -74,6 +74,11 @@ ACTIONS = {
     "offline_filter.created": _("Offline filter created"),
     "offline_filter.updated": _("Offline filter changed"),
     "offline_filter.deleted": _("Offline filter deleted"),
+    # CRM emails and queue items (crm/email_actions.py)
+    "email.draft_saved": _("Email draft saved"),
+    "email.send_requested": _("Email queued for sending"),
+    "queue_item.assigned": _("Queue item assigned"),
+    "queue_item.done": _("Queue item done"),
     # The audit log itself (audit.views)
     "audit.exported": _("Audit log exported"),
     # Sign-in (crmsync_portal.auth)

@@ -22,6 +22,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 
 from crm.access import CRM_ROLES, get_record_for_user, visible_records
+from crm.email_views import record_emails
 from crm.forms import (
     AccountForm,
     AppointmentForm,
@@ -297,6 +298,7 @@ def record_detail(request: HttpRequest, kind: str, pk: Any) -> HttpResponse:
         "owner": display(record, "owner"),
         "sync_rows": _sync_rows(request, k, record) if k.record_type else None,
         "attendees": _attendees(request, record) if isinstance(record, Appointment) else None,
+        "emails": record_emails(request.user, record),
     }
     return render(request, "crm/record_detail.html", ctx)
 

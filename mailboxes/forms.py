@@ -345,6 +345,7 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
             "act_method",
             "tracking_rule",
             "process_email_after",
+            "delete_processed",
             "username",
             "password",
             "is_active",
@@ -389,6 +390,11 @@ class MailboxForm(SecretFieldsMixin, forms.ModelForm):
                 "tracking_rule",
                 "process_email_after",
                 "is_active",
+            ),
+            FieldGroup(
+                _("Forward mailbox (for a mailbox whose incoming email is “Forward mailbox”)"),
+                "delete_processed",
+                when={"incoming_method": {IncomingMethod.FORWARD_MAILBOX}},
             ),
             FieldGroup(
                 _("Credentials of this mailbox (for server profiles that use each mailbox's own credentials)"),

@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from audit.log import Actor
 from audit.models import AuditEvent
 from clients.models import ClientConflict, ClientInstance
-from crm.models import SyncFilter
+from crm.models import Email, QueueItem, SyncFilter
 from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
 from monitoring.models import Alert
@@ -131,6 +131,30 @@ for _kind in CRM_KINDS:
         (f"{_kind}-delete", "GET"):     (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
         (f"{_kind}-delete", "POST"):    (LOGIN, DENY,  DENY,  HIDE,  DENY,  HIDE,  DENY,  MOVED),
     })
+# CRM emails and queues: alice owns the email the URLs point at (edit: her draft; the POSTs save
+# it as a draft again); the admin and the outsider have no mailbox to compose with (the page says
+# so). The queue is Acme's, its item an email of the admin's; a POST assigns it to nobody.
+EXPECTED.update({
+    #                                   anon   apprv  audit  alice  charl  outsd  staff  admin
+    ("email-list", "GET"):             (LOGIN, DENY,  DENY,  OK,    DENY,  OK,    DENY,  OK),
+    ("email-create", "GET"):           (LOGIN, DENY,  DENY,  OK,    DENY,  OK,    DENY,  OK),
+    ("email-create", "POST"):          (LOGIN, DENY,  DENY,  MOVED, DENY,  OK,    DENY,  OK),
+    ("email-detail", "GET"):           (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+    ("email-body", "GET"):             (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+    ("email-status", "GET"):           (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+    ("email-reply", "GET"):            (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+    ("email-reply", "POST"):           (LOGIN, DENY,  DENY,  MOVED, DENY,  HIDE,  DENY,  OK),
+    ("email-edit", "GET"):             (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  DENY),
+    ("email-edit", "POST"):            (LOGIN, DENY,  DENY,  MOVED, DENY,  HIDE,  DENY,  DENY),
+    ("email-track", "GET"):            (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("email-track", "POST"):           (LOGIN, DENY,  DENY,  MOVED, DENY,  HIDE,  DENY,  MOVED),
+    ("queue-list", "GET"):             (LOGIN, DENY,  DENY,  OK,    DENY,  OK,    DENY,  OK),
+    ("queue-detail", "GET"):           (LOGIN, DENY,  DENY,  OK,    DENY,  HIDE,  DENY,  OK),
+    ("queue-item-assign", "GET"):      (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("queue-item-assign", "POST"):     (LOGIN, DENY,  DENY,  MOVED, DENY,  HIDE,  DENY,  MOVED),
+    ("queue-item-done", "GET"):        (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("queue-item-done", "POST"):       (LOGIN, DENY,  DENY,  MOVED, DENY,  HIDE,  DENY,  MOVED),
+})
 # Self-service: every member's own pages (charlie has no membership); the filter templates are
 # for administrators. The filter and conflict the URLs point at are alice's. Setting up a mailbox
 # is for those without one (alice has hers: back to it).
@@ -223,6 +247,15 @@ def objects(
     for kind in CRM_KINDS:
         found[kind] = make_record(kind, org, alice)
         found[(f"{kind}-delete", "POST")] = make_record(kind, org, bob)
+    found["email"] = Email.objects.create(
+        organization=org, owner=alice, subject="Hello", direction="incoming", status="received", message_id="<m@x>"
+    )
+    draft = Email.objects.create(organization=org, owner=alice, subject="Draft", direction="outgoing")
+    found[("email-edit", "GET")] = found[("email-edit", "POST")] = draft
+    found["queue"] = make_mailbox(org, None, "support@example.com", profile, owner_type="queue", queue_name="Support")
+    found["queue-item"] = QueueItem.objects.create(
+        queue=found["queue"], email=Email.objects.create(organization=org, owner=bob, direction="incoming")
+    )
     found["alert"] = Alert.objects.create(organization=org, kind="mass_delete_refused", mailbox=alice_mailbox)
     # The sync records of alice's mailbox: a run the mass-delete guard stopped, a quarantined
     # item, an open conflict about another contact of alice's (the admin's POST changes it).
@@ -295,8 +328,10 @@ def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
         return reverse(name, args=[objects["alert"].pk])
     if name in ("client-request-approve", "client-request-reject"):
         return reverse(name, args=[objects["client-request"].pk])
+    if name.startswith("queue-item-"):
+        return reverse(name, args=[objects["queue-item"].pk])
     if name.startswith(
-        ("profile-", "mailbox-", "run-", "link-", "conflict-", "client-revoke", *CRM_KINDS)
+        ("profile-", "mailbox-", "run-", "link-", "conflict-", "client-revoke", "email-", "queue-", *CRM_KINDS)
     ) and not name.endswith(("-list", "-create")):
         obj = objects.get((name, method)) or objects[name.split("-")[0]]
         return reverse(name, args=[obj.pk])

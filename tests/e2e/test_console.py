@@ -32,7 +32,18 @@ from playwright.sync_api import Browser, Page, expect
 
 from audit.log import Actor
 from audit.models import AuditEvent
-from crm.models import Account, Appointment, Contact, Lead, Priority, Task
+from crm.models import (
+    Account,
+    Appointment,
+    Contact,
+    Email,
+    EmailReceipt,
+    EmailRecipient,
+    Lead,
+    Priority,
+    QueueItem,
+    Task,
+)
 from crm.views import KINDS
 from mailboxes.models import Mailbox, OwnerType, TestStatus
 from monitoring.models import Alert, AlertKind
@@ -234,7 +245,62 @@ def seed(org: Any, admin: Any, alice: Any) -> dict[str, Any]:
         detail="This run would delete 40 of the 50 items the portal keeps in the mailbox (more than 30%).",
     )
     records = {"account": account, "contact": contact, "lead": lead, "appointment": appointment, "task": task}
-    return {"profile": profile, "mailbox": mailbox, "queue": queue, "records": records}
+    email = seed_emails(org, admin, alice, mailbox, queue, contact)
+    return {"profile": profile, "mailbox": mailbox, "queue": queue, "records": records, "email": email}
+
+
+def seed_emails(org: Any, admin: Any, alice: Any, mailbox: Mailbox, queue: Mailbox, contact: Any) -> Email:
+    """An email from the contact with an HTML body, its recipients and receipt, a reply in its
+    conversation that failed to go out, and a queue item."""
+    email = Email.objects.create(
+        organization=org,
+        owner=alice,
+        subject="Questions about the analytical engine and its punched cards",
+        direction="incoming",
+        status="received",
+        sender="ada.lovelace@northwind.example",
+        sender_name="Ada Lovelace",
+        to=[{"address": "alice@example.com", "name": "Alice"}, {"address": "someone@elsewhere.example", "name": ""}],
+        message_id="<very-long-message-id-0123456789abcdef0123456789abcdef@mail.northwind.example>",
+        conversation_id="thread-1",
+        body_html="<p>Dear Alice,</p><table><tr><td>Cards</td><td>1,200</td></tr></table>",
+        received_at=timezone.now(),
+        tracked_by="rule_crm_records",
+        regarding_contact=contact,
+        mailbox=mailbox,
+    )
+    EmailRecipient.objects.create(email=email, kind="from", address=email.sender, contact=contact)
+    EmailRecipient.objects.create(email=email, kind="to", address="alice@example.com", user=alice)
+    EmailReceipt.objects.create(email=email, mailbox=mailbox, folder="inbox")
+    Email.objects.create(
+        organization=org,
+        owner=alice,
+        subject=f"Re: {email.subject}",
+        direction="outgoing",
+        status="failed",
+        status_reason="550 5.1.1 The recipient does not exist",
+        to=[{"address": email.sender, "name": "Ada Lovelace"}],
+        in_reply_to=email.message_id,
+        conversation_id="thread-1",
+        mailbox=mailbox,
+    )
+    waiting = Email.objects.create(
+        organization=org, owner=admin, subject="The printer on floor 2 is broken", direction="incoming"
+    )
+    QueueItem.objects.create(queue=queue, email=waiting, assigned_to=alice)
+    return email
+
+
+def email_visits(data: dict[str, Any]) -> list[Visit]:
+    email, queue = data["email"], data["queue"]
+    return [
+        Visit("email-list", "/crm/emails/", heading="Emails"),
+        Visit("email-detail", f"/crm/emails/{email.pk}/", heading=f"Email “{email}”"),
+        Visit("email-create", "/crm/emails/new/", heading="New email"),
+        Visit("email-reply", f"/crm/emails/{email.pk}/reply/", heading=f"Reply to “{email}”"),
+        Visit("queue-list", "/crm/queues/", heading="Email queues"),
+        Visit("queue-detail", f"/crm/queues/{queue.pk}/", heading="Queue “Support”"),
+    ]
 
 
 def crm_visits(records: dict[str, Any]) -> list[Visit]:
@@ -276,6 +342,7 @@ def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
             Visit("audit-log", "/audit/"),
             Visit("audit-event", f"/audit/{approved}/"),
             *crm_visits(data["records"]),
+            *email_visits(data),
             # Staff but not superuser: the queue dashboard is refused.
             Visit("403", "/django-rq/", 403),
             not_found,
@@ -297,7 +364,13 @@ def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
             Visit("403", "/dashboard/", 403),
             not_found,
         ]
-    return [Visit("home", "/"), *crm_visits(data["records"]), Visit("403", "/dashboard/", 403), not_found]
+    return [
+        Visit("home", "/"),
+        *crm_visits(data["records"]),
+        *email_visits(data),
+        Visit("403", "/dashboard/", 403),
+        not_found,
+    ]
 
 
 def check(page: Page, visit: Visit, with_axe: bool, scope: str = "body") -> list[Problem]:
