@@ -21,6 +21,7 @@ from mailboxes.models import ApprovalStatus, Channel, Mailbox, Membership, Owner
 from monitoring import alerts
 from syncjobs.engine import recover_stale
 from syncjobs.jobs import enqueue_sync, requeue
+from syncjobs.mail import channel as mail_channel
 from syncjobs.models import RunStatus, SyncRun, Trigger
 
 REDELIVER_AFTER = timedelta(minutes=10)
@@ -67,6 +68,7 @@ def tick(now: datetime | None = None) -> dict[str, Any]:
     for mailbox in due_mailboxes(now)[:BATCH]:
         enqueue_sync(mailbox, Channel.ACT, Trigger.SCHEDULE)
         queued += 1
+    queued += mail_channel.schedule(now)  # incoming and outgoing email (syncjobs/mail/channel.py)
     stuck = SyncRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=now - REDELIVER_AFTER)
     redelivered = 0
     for run in stuck:

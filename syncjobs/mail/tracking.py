@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -55,7 +55,7 @@ from crm.models import (
 )
 from mailboxes.models import Mailbox, OwnerType, TrackingRule
 from syncjobs.errors import PermanentError
-from syncjobs.mail.parse import BadMessage, Parsed, clean, parse, thread_key, tracking_number
+from syncjobs.mail.parse import BadMessage, Parsed, clean, max_bytes, parse, thread_key, tracking_number
 from syncjobs.mail.transport import Fetched
 
 log = logging.getLogger(__name__)
@@ -150,13 +150,22 @@ class Tracker:
         page = self._read_page([p for _, p in good], {_key(f, p) for f, p in good} - {""})
         outcomes = []
         for fetched, p in parsed:
-            outcome = p if isinstance(p, Outcome) else self._track_one(page, fetched, p)
-            outcomes.append(outcome)
+            if isinstance(p, Parsed):
+                try:
+                    p = self._track_one(page, fetched, p)
+                except DataError as error:  # a value the database refuses: recorded, the others go on
+                    self.ignore(fetched, f"The database refused the message: {error}", p)
+                    p = Outcome(IGNORED, reason=str(error))
+            outcomes.append(p)
         return outcomes
 
     def _parse(self, fetched: Fetched) -> Parsed | Outcome:
         if self.after is not None and fetched.received_at is not None and fetched.received_at < self.after:
             return Outcome(SKIPPED, reason="received before the mailbox processes email")
+        if fetched.size is not None and fetched.size > max_bytes() and len(fetched.raw) < fetched.size:
+            reason = f"The message is {fetched.size:,} bytes, more than the limit of {max_bytes():,} bytes."
+            self.ignore(fetched, reason)
+            return Outcome(IGNORED, reason=reason)
         try:
             return parse(fetched.raw)
         except BadMessage as error:

@@ -7,10 +7,12 @@ ewsim, Dovecot or an aiosmtpd server.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 # The header (SMTP) and extended property (EWS) that carry the CRM email's id on a sent message,
 # so that a send interrupted before it was recorded is found, not repeated.
@@ -30,6 +32,8 @@ class Fetched:
     # header, if any, is read from the message itself).
     conversation_index: bytes = b""
     conversation_id: str = ""
+    # The size the server reports: a message over EMAIL_MAX_BYTES may come without ``raw``.
+    size: int | None = None
 
 
 @dataclass
@@ -64,3 +68,46 @@ class OutgoingTransport(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def incoming_for(mailbox: Any) -> IncomingTransport:
+    """The incoming transport of a mailbox's server profile: EWS, POP3 or IMAP."""
+    from mailboxes.models import ProfileKind
+
+    kind = mailbox.profile.kind
+    with _readable_secrets():
+        if kind == ProfileKind.POP3_SMTP:
+            from syncjobs.mail.pop3 import POP3Transport
+
+            return POP3Transport.for_mailbox(mailbox)
+        if kind == ProfileKind.IMAP_SMTP:
+            from syncjobs.mail.imap import IMAPTransport
+
+            return IMAPTransport.for_mailbox(mailbox)
+        from syncjobs.mail.ews import EwsIncoming
+
+        return EwsIncoming(mailbox)
+
+
+def outgoing_for(mailbox: Any) -> OutgoingTransport:
+    """The outgoing transport of a mailbox's server profile: EWS, or SMTP for POP3/IMAP profiles."""
+    with _readable_secrets():
+        if mailbox.profile.is_exchange:
+            from syncjobs.mail.ews_outgoing import EwsOutgoing
+
+            return EwsOutgoing(mailbox)
+        from syncjobs.mail.smtp import SMTPTransport
+
+        return SMTPTransport.for_mailbox(mailbox)
+
+
+@contextmanager
+def _readable_secrets() -> Iterator[None]:
+    """A stored password that cannot be decrypted (the key changed) is a permanent error."""
+    from crmsync_portal.lib.crypto import DecryptionError
+    from syncjobs.errors import PermanentError
+
+    try:
+        yield
+    except DecryptionError as error:
+        raise PermanentError(f"{error} Enter the password again on the server profile or the mailbox.") from error
