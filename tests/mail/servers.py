@@ -38,6 +38,7 @@ START_TRIES = 3
 READY_SECONDS = 30.0
 REFUSED_DOMAIN = "refused.example"  # the SMTP server refuses these recipients (550)
 LATER_DOMAIN = "later.example"  # and these for now (451)
+DROP_DOMAIN = "drop.example"  # the SMTP server takes messages to these, then the connection breaks
 DEBIAN_PACKAGES = "dovecot-pop3d dovecot-imapd"
 _serial = itertools.count(1)
 
@@ -356,6 +357,8 @@ class SmtpServer:
                     content=bytes(envelope.original_content or b""),
                 )
             )
+        if any(address.endswith(f"@{DROP_DOMAIN}") for address in envelope.rcpt_tos):
+            server.transport.close()  # took the message, and the connection broke before the answer
         return "250 Message accepted for delivery"
 
     def messages_for(self, account: Account) -> list[Received]:

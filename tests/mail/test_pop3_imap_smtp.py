@@ -22,10 +22,11 @@ from syncjobs.mail import connection
 from syncjobs.mail.connection import Endpoint
 from syncjobs.mail.imap import IMAPTransport
 from syncjobs.mail.pop3 import POP3Transport
-from syncjobs.mail.smtp import SMTPTransport
+from syncjobs.mail.smtp import MaybeSent, SMTPTransport
 from syncjobs.mail.transport import CRM_ID_HEADER
 from syncjobs.testenable import run_test
 from tests.mail.servers import (
+    DROP_DOMAIN,
     HOST,
     LATER_DOMAIN,
     REFUSED_DOMAIN,
@@ -361,6 +362,18 @@ def test_imap_smtp_a_copy_still_marked_sending_means_it_may_have_been_sent(
     sent.append(sent.sent_folder(), outgoing(**{CRM_ID_HEADER: "77"}).as_bytes(), r"\Seen \Draft")
 
     assert imap_smtp.was_sent("77", "") is None
+
+
+def test_a_connection_lost_while_the_server_takes_the_message_may_have_sent_it(
+    imap_smtp: SMTPTransport, smtp_server: Any, mail_account: Account
+) -> None:
+    with pytest.raises(MaybeSent, match="broke while the server was taking the message.*may have been sent"):
+        imap_smtp.send(outgoing(to=f"someone@{DROP_DOMAIN}"), "31")
+
+    assert len(smtp_server.messages_for(mail_account)) == 1  # it was, in fact
+    assert imap_smtp.was_sent("31", "") is None  # so the outgoing run will not send it again
+    imap_smtp.send(outgoing(), "32")  # a new connection for the next message
+    assert imap_smtp.was_sent("32", "") is True
 
 
 def test_imap_smtp_a_refused_message_leaves_no_copy(
