@@ -13,11 +13,12 @@ mailbox" (it sends nothing: ``Mailbox.clean``), and each message fetched from it
    ``tracking.track(forward mailbox, ..., on_behalf_of=that mailbox)``: that mailbox's tracking
    rule and owner apply, and the receipt is that mailbox's. The receipt carries no server id: the
    forward mailbox's item id means nothing in the user's mailbox (and is deleted in step 4).
-3. A message that cannot be processed is recorded as an ``IgnoredMessage`` of the forward mailbox
-   with the reason, and left there for an administrator to look at: no attachment ("forwarded
-   without the original message attached"), a sender with no mailbox in the organization ("no
-   mailbox in this organization for <address>"), an attached message that is not readable. None
-   of these stops the other messages.
+3. A message received before the forward mailbox's "process email received after" mark is left
+   alone. One that cannot be processed is recorded as an ``IgnoredMessage`` of the forward
+   mailbox with the reason, and left there for an administrator to look at: no attachment
+   ("forwarded without the original message attached"), a sender with no mailbox in the
+   organization ("no mailbox in this organization for <address>"), a message over the size
+   limit, an attached message that is not readable. None of these stops the other messages.
 4. When the forward mailbox has ``delete_processed``, a processed message is deleted from it
    (``transport.delete``). A server error while deleting is raised: the run fails and a later
    run processes the same messages again, finding them tracked already, and deletes them.
@@ -28,7 +29,7 @@ from __future__ import annotations
 from crm.models import Email, IgnoredMessage
 from mailboxes.models import IncomingMethod, Mailbox
 from syncjobs.errors import PermanentError
-from syncjobs.mail.parse import BadMessage, Parsed, parse
+from syncjobs.mail.parse import BadMessage, Parsed, max_bytes, parse
 from syncjobs.mail.tracking import track
 from syncjobs.mail.transport import Fetched, IncomingTransport
 
@@ -38,6 +39,14 @@ NO_ATTACHMENT = "forwarded without the original message attached"
 def process_forwarded(mailbox: Mailbox, fetched: Fetched, transport: IncomingTransport) -> Email | None:
     """Process one message of a forward mailbox (see the module's docstring); the email of the first
     attached message tracked (or found tracked already), None when none was."""
+    after = mailbox.process_email_after or (mailbox.profile.process_email_after if mailbox.profile else None)
+    if after is not None and fetched.received_at is not None and fetched.received_at < after:
+        return None  # older than the forward mailbox processes (transports pass such messages without content)
+    if fetched.size is not None and fetched.size > max_bytes() and len(fetched.raw) < fetched.size:
+        _ignore(
+            mailbox, fetched, f"The message is {fetched.size:,} bytes, more than the limit of {max_bytes():,} bytes."
+        )
+        return None
     try:
         outer = parse(fetched.raw)
     except BadMessage as error:

@@ -4,6 +4,7 @@ mailbox; what cannot be processed is recorded with its reason and blocks nothing
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
@@ -12,11 +13,13 @@ import pytest
 from django.utils import timezone
 
 from crm.models import Contact, Email, EmailReceipt, IgnoredMessage, TrackedBy
+from ewsim.testing import running_simulator
 from mailboxes.models import IncomingMethod, OutgoingMethod, OwnerType, ProfileKind, TrackingRule
+from syncjobs.mail.ews import EwsIncoming
 from syncjobs.mail.forward import NO_ATTACHMENT, process_forwarded
 from syncjobs.mail.imap import IMAPTransport
 from syncjobs.mail.transport import Fetched
-from tests.conftest import make_mailbox
+from tests.conftest import make_mailbox, make_profile
 from tests.mail.servers import Account, MailServers
 from tests.mail.test_outgoing import mail_mailbox
 
@@ -155,6 +158,21 @@ def test_an_unreadable_attachment_is_recorded_and_the_others_are_tracked(forward
     assert reason.startswith("attached message 1: ")
 
 
+def test_a_message_over_the_size_limit_is_recorded_and_one_before_the_mark_left_alone(
+    forward_box: Any, alice_box: Any, settings: Any
+) -> None:
+    settings.EMAIL_MAX_BYTES = 500
+    raw = forwarded(original())
+    headers_only = Fetched(source_id="big", raw=raw[:200], received_at=timezone.now(), size=len(raw))
+    assert process_forwarded(forward_box, headers_only, transport=None) is None
+    assert ignored(forward_box) == [f"The message is {len(raw):,} bytes, more than the limit of 500 bytes."]
+    forward_box.process_email_after = timezone.now()
+    forward_box.save()
+    old = Fetched(source_id="old", raw=b"", received_at=forward_box.process_email_after - timedelta(days=1))
+    assert process_forwarded(forward_box, old, transport=None) is None
+    assert len(ignored(forward_box)) == 1 and not Email.objects.exists()
+
+
 # Deleting what was processed, on a real IMAP server ---------------------------------------------
 
 
@@ -209,3 +227,35 @@ def test_without_delete_processed_the_forward_mailbox_keeps_its_messages(
     finally:
         transport.close()
     assert list(mail_servers.dovecot.flags(mail_account)) == [uid]
+
+
+# Over EWS (ewsim) -------------------------------------------------------------------------------
+
+
+def test_over_ews_a_forwarded_message_is_tracked_and_deleted_from_the_forward_mailbox(
+    org: Any, alice_box: Any, alice: Any
+) -> None:
+    with running_simulator() as sim:
+        sim.control.create_mailbox("svc@example.com", "svc-pw", can_impersonate=True)
+        sim.control.create_mailbox(FORWARD, "fwd-pw")
+        profile = make_profile(org, "Simulator", ews_url=sim.ews_url, username="svc@example.com", password="svc-pw")
+        box = make_mailbox(
+            org,
+            address=FORWARD,
+            profile=profile,
+            owner_type=OwnerType.QUEUE,
+            queue_name="Forward mailbox",
+            incoming_method=IncomingMethod.FORWARD_MAILBOX,
+            outgoing_method=OutgoingMethod.NONE,
+            delete_processed=True,
+        )
+        message = original(subject="Over EWS")
+        sim.control.add_mime(FORWARD, "inbox", forwarded(message))
+        transport = EwsIncoming(box)
+        try:
+            [fetched_item] = transport.fetch("inbox", "", 10).messages
+            email = process_forwarded(box, fetched_item, transport)
+        finally:
+            transport.close()
+        assert email is not None and (email.message_id, email.owner) == (message["Message-ID"], alice)
+        assert sim.control.items(FORWARD, "inbox") == []
