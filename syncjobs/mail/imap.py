@@ -4,7 +4,9 @@ A folder's messages are known by UID within the folder's UIDVALIDITY: ``source_i
 "<uidvalidity>:<uid>" and the sync state "<uidvalidity>:<highest uid fetched>". Messages are
 read with BODY.PEEK[], so none is marked read. When the server's UIDVALIDITY changes (it rebuilt
 the folder, and UIDs start again), the fetch starts from the beginning: tracking knows the
-messages it has by Message-ID.
+messages it has by Message-ID. A message over EMAIL_MAX_BYTES comes with its header only
+(RFC822.SIZE is asked first); its keywords (IMAP flags that are not system flags) are its
+categories.
 
 Folders: "inbox", or a folder's name as users see it, with the server's separator
 ("Projects/Acme"); it is sent in IMAP's modified UTF-7.

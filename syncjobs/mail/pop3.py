@@ -1,8 +1,11 @@
 """Incoming email over POP3 (poplib): the inbox, each message known by its UIDL.
 
 The sync state is the JSON list of the UIDLs already fetched, bounded: only those still on the
-server are kept, so it never grows beyond the mailbox. POP3 has no folders and marks nothing
-read; deleting is DELE, which the server carries out when the session ends (QUIT).
+server are kept, so it never grows beyond the mailbox. A session sees the mailbox as it was when
+it logged in (one session per run). POP3 has no folders, marks nothing read and tells no arrival
+time: a message's is read from its newest Received header (else its Date). A message over
+EMAIL_MAX_BYTES is fetched with its header only (TOP), for the tracker to record why. Deleting is
+DELE, which the server carries out when the session ends (QUIT).
 """
 
 from __future__ import annotations
