@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import Page, expect
 
 from audit.models import AuditEvent
 from crm.email_views import RECORD_EMAILS
@@ -25,7 +26,7 @@ from crm.models import (
 from mailboxes.models import ApprovalStatus, Mailbox, Organization, OwnerType, TestStatus
 from syncjobs.mail.parse import parse
 from syncjobs.models import SyncRun
-from tests.conftest import client_for, make_mailbox
+from tests.conftest import PASSWORD, client_for, make_mailbox
 from tests.crm.test_views import make_record
 from tests.mailboxes.test_forms_ux import page
 from tests.mailboxes.test_mailboxes import mailbox_data
@@ -427,8 +428,9 @@ def test_a_record_the_user_may_not_see_cannot_be_regarded(
     bobs = make_record("contact", org, bob)
     client = client_for(alice)
 
-    form = client.get(f"/crm/emails/new/?regarding=contact:{bobs.pk}").context["form"]
-    assert [value for value, _label in form.fields["regarding"].choices] == [""]
+    for key in (f"contact:{bobs.pk}", "contact:not-a-key", f"task:{bobs.pk}", "nonsense"):
+        form = client.get("/crm/emails/new/", {"regarding": key}).context["form"]
+        assert [value for value, _label in form.fields["regarding"].choices] == [""]
     response = client.post("/crm/emails/new/", {"to": "x@example.com", "regarding": f"contact:{bobs.pk}", "draft": "1"})
     assert "regarding" in response.context["form"].errors
     assert not Email.objects.exists()
@@ -634,3 +636,30 @@ def test_delete_processed_applies_to_forward_mailboxes_only(
     )
     assert client.post("/mailboxes/new/", data).status_code == 302
     assert Mailbox.objects.get().delete_processed is True
+
+
+# In a browser
+
+
+def test_a_body_that_escaped_sanitizing_still_runs_no_script_in_the_browser(
+    page: Page, live_server: Any, transactional_db: Any, org: Organization, alice: Any
+) -> None:
+    """Defence in depth: were a script stored in the HTML body (a sanitizer bug, say), the
+    sandboxed frame and its Content Security Policy would still not run it."""
+    body = (
+        '<p id="hello">Hello</p><script>document.getElementById("hello").textContent = "pwned";</script>'
+        '<img src="x" onerror="document.body.dataset.pwned = 1">'
+    )
+    email = make_email(org, alice, "Escaped", body_html=body)
+    page.goto(f"{live_server.url}/login/")
+    page.locator("#id_username").fill("alice")
+    page.locator("#id_password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).not_to_have_url(re.compile(r"/login/"))
+
+    page.goto(f"{live_server.url}/crm/emails/{email.pk}/")
+
+    frame = page.frame_locator("#email-body")
+    expect(frame.locator("#hello")).to_have_text("Hello")
+    expect(frame.locator("body")).not_to_have_attribute("data-pwned", "1")
+    expect(page).to_have_title(re.compile(r"^Email “Escaped”"))
