@@ -1,7 +1,9 @@
 """Create the demo organization, its people, a server profile, mailboxes and CRM records.
 
 With the EWS simulator answering, the demo mailboxes are created there too, and alice's
-mailbox passes a real Test & Enable, so the scheduler syncs her records at once.
+mailbox passes a real Test & Enable, so the scheduler syncs her records at once. Her incoming
+email is tracked ("from CRM leads, contacts and accounts"): a message from a demo contact waits
+in her Inbox. The Support queue's mailbox, once approved and tested, turns its mail into queue items.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import secrets
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,7 +26,16 @@ from django.utils import timezone
 from audit.log import Actor
 from crm.models import Account, Appointment, Contact, Lead, Task
 from crmsync_portal.lib.env import envbool
-from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Membership, Organization, ProfileKind, Role
+from mailboxes.models import (
+    ApprovalStatus,
+    EmailServerProfile,
+    Mailbox,
+    Membership,
+    Organization,
+    ProfileKind,
+    Role,
+    TrackingRule,
+)
 from syncjobs.models import TestRun
 from syncjobs.testenable import run_test
 
@@ -43,8 +55,9 @@ class Command(BaseCommand):
         "Create (or refresh) the demo organization with an administrator, an approver, an auditor, two users, "
         "a server profile pointing at the EWS simulator, three mailboxes and demo CRM records (contacts, accounts, "
         "leads, appointments, tasks). When the simulator answers, its demo mailboxes are created and alice's mailbox "
-        "runs Test & Enable, so it syncs at once. Prints the sign-in. Safe to run again: existing demo objects are "
-        "kept, and the people get a new password."
+        "runs Test & Enable, so it syncs at once; her email from CRM contacts, leads and accounts is tracked, and a "
+        "message from a demo contact waits in her Inbox. Prints the sign-in. Safe to run again: existing demo "
+        "objects are kept, and the people get a new password."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -79,7 +92,8 @@ class Command(BaseCommand):
             profile = self._profile(actor, org, ews_url)
             self._mailboxes(actor, org, profile, users)
             self._records(org, users)
-        if self._seed_simulator(ews_url, profile.password):
+        first_contact = Contact.objects.filter(organization=org, owner=users["alice"]).order_by("created_at").first()
+        if self._seed_simulator(ews_url, profile.password, first_contact):
             self._test_and_enable(users["alice"].mailbox)
         self.stdout.write(
             self.style.SUCCESS(f"Demo sign-in: user name “admin”, password “{password}”")
@@ -130,7 +144,13 @@ class Command(BaseCommand):
     def _mailboxes(self, actor: Actor, org: Organization, profile: EmailServerProfile, users: dict[str, Any]) -> None:
         for user, status in ((users["alice"], ApprovalStatus.APPROVED), (users["bob"], ApprovalStatus.PENDING)):
             if not Mailbox.objects.filter(user=user).exists():
-                mailbox = Mailbox(organization=org, user=user, address=user.email, profile=profile)
+                mailbox = Mailbox(
+                    organization=org,
+                    user=user,
+                    address=user.email,
+                    profile=profile,
+                    tracking_rule=TrackingRule.FROM_CRM_RECORDS,
+                )
                 mailbox.prepare_approval()
                 mailbox.save_audited(actor)
                 if status == ApprovalStatus.APPROVED:
@@ -143,6 +163,7 @@ class Command(BaseCommand):
                 address=f"support@{DOMAIN}",
                 profile=profile,
                 act_method="none",
+                tracking_rule=TrackingRule.ALL,
             )
             queue.prepare_approval()
             queue.save_audited(actor)
@@ -230,7 +251,7 @@ class Command(BaseCommand):
         mailbox.refresh_from_db()
         self.stdout.write(f"Test & Enable of {mailbox}: {mailbox.get_test_overall_display()}")
 
-    def _seed_simulator(self, ews_url: str, service_password: str) -> bool:
+    def _seed_simulator(self, ews_url: str, service_password: str, contact: Contact | None) -> bool:
         """Create the demo mailboxes in the simulator; False when no simulator answers at ews_url."""
         parts = urlsplit(ews_url)
         control = f"{parts.scheme}://{parts.netloc}/_ewsim/mailboxes"
@@ -251,6 +272,7 @@ class Command(BaseCommand):
                 return False
             if address.startswith("alice@"):
                 self._seed_items(control, address)
+                self._seed_inbox(control, address, contact)
         return True
 
     def _seed_items(self, control: str, address: str) -> None:
@@ -278,4 +300,20 @@ class Command(BaseCommand):
             body = json.dumps(item).encode()
             url = f"{control}/{address}/folders/{folder}/items"
             request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=5).close()
+
+    def _seed_inbox(self, control: str, address: str, contact: Contact | None) -> None:
+        """Mail in alice's Inbox: one from a demo contact (tracked by her rule), one from a stranger (private)."""
+        senders = [("Newsletter", "news@stranger.example", "Our weekly offers")]
+        if contact is not None:
+            senders.insert(0, (str(contact), contact.email, f"Question about our order, {contact.first_name} here"))
+        for n, (name, sender, subject) in enumerate(senders):
+            mime = (
+                f"From: {name} <{sender}>\r\nTo: Alice Andersen <{address}>\r\nSubject: {subject}\r\n"
+                f"Message-ID: <demo-{n}-{secrets.token_hex(4)}@demo.example>\r\n"
+                f"Date: {format_datetime(timezone.now())}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                "Hello Alice,\r\n\r\nCould you call me back this week?\r\n"
+            ).encode()
+            url = f"{control}/{address}/folders/inbox/mime"
+            request = urllib.request.Request(url, data=mime, headers={"Content-Type": "message/rfc822"})
             urllib.request.urlopen(request, timeout=5).close()
