@@ -81,8 +81,11 @@ ACTIONS = {
     "queue_item.done": _("Queue item done"),
     # The audit log itself (audit.views)
     "audit.exported": _("Audit log exported"),
+    "audit.pruned": _("Old audit events archived and removed"),
     # Sign-in (crmsync_portal.auth)
     "user.locked_out": _("Sign-in blocked after too many failed attempts"),
+    # Users (the Django admin; audit.mixins.record_deletion)
+    "user.deleted": _("User deleted"),
 }
 
 

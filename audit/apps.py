@@ -7,3 +7,8 @@ from django.utils.translation import gettext_lazy as _
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = _("Audit log")
+
+    def ready(self) -> None:
+        from audit.mixins import connect_deletion_records
+
+        connect_deletion_records()

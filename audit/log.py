@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,25 @@ class Actor:
     @property
     def display_name(self) -> str:
         return self.name or (self.user.get_username() if self.user else "system")
+
+
+_acting: ContextVar[Actor | None] = ContextVar("audit_acting", default=None)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    """Who is behind the changes made inside the block that record no actor of their own:
+    the objects a deletion takes with it (audit.mixins.record_deletion)."""
+    token = _acting.set(actor)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def current_actor() -> Actor:
+    """The actor of the enclosing ``acting_as``, else the system."""
+    return _acting.get() or Actor.system()
 
 
 def client_ip(request: HttpRequest) -> str | None:

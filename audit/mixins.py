@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 from django.db import models, transaction
 
-from audit.log import MASK, MASK_CHANGED, Actor, record
+from audit.log import MASK, MASK_CHANGED, Actor, acting_as, current_actor, record
 
 _MISSING = object()
 
@@ -111,6 +111,35 @@ class AuditedModel(models.Model):
                 record(actor, action, self, changes=changes, organization=self.audit_organization())
 
     def delete_audited(self, actor: Actor) -> None:
-        with transaction.atomic():
+        """Delete, recording this object's deletion and, by ``actor`` too, that of every
+        audited object the deletion takes with it (``record_deletion``)."""
+        with transaction.atomic(), acting_as(actor):
             record(actor, f"{self.audit_name}.deleted", self, organization=self.audit_organization())
             self.delete()
+
+
+def record_deletion(sender: type[models.Model], instance: models.Model, origin: Any = None, **kwargs: Any) -> None:
+    """pre_delete: an object deleted without ``delete_audited`` still leaves an event.
+
+    1. The object a ``delete_audited`` deletes recorded its event already (origin is itself).
+    2. Anything else was taken along: the memberships of a deleted user or organization
+       (a cascade), or the rows of a queryset's delete. The event names the actor of the
+       enclosing ``acting_as`` (the admin who deleted the user), else the system; it is
+       written in the deletion's transaction, before the rows go.
+    3. A user (not an audited model) records ``user.deleted`` the same way.
+    """
+    if not isinstance(instance, AuditedModel):
+        record(current_actor(), "user.deleted", instance)
+    elif origin is not instance:
+        record(current_actor(), f"{instance.audit_name}.deleted", instance, organization=instance.audit_organization())
+
+
+def connect_deletion_records() -> None:
+    """Connect ``record_deletion`` to each audited model and to the user model, one by one:
+    a receiver for every sender would stop Django's fast deletes for every model."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+
+    senders = [model for model in apps.get_models() if issubclass(model, AuditedModel)] + [get_user_model()]
+    for sender in senders:
+        models.signals.pre_delete.connect(record_deletion, sender=sender, dispatch_uid=f"audit-{sender._meta.label}")
