@@ -20,13 +20,14 @@ from django.utils import timezone
 from crm.models import Contact, Email, EmailDirection, EmailReceipt, EmailStatus, TrackedBy
 from ewsim.testing import RunningSimulator, running_simulator
 from mailboxes.models import ActMethod, Channel, CredentialsSource, Mailbox, ProfileKind, TestStatus
-from syncjobs.engine import MAX_TRIES
+from syncjobs.engine import MAX_TRIES, run_sync
 from syncjobs.errors import PermanentError
+from syncjobs.jobs import enqueue_sync
 from syncjobs.mail import outgoing
 from syncjobs.mail.ews_outgoing import EwsOutgoing
 from syncjobs.mail.smtp import SMTPTransport
 from syncjobs.mail.transport import CRM_ID_HEADER
-from syncjobs.models import RunStatus, SyncRun
+from syncjobs.models import ErrorKind, RunStatus, SyncRun, Trigger
 from tests.conftest import make_mailbox, make_profile
 from tests.mail.servers import HOST, Account, MailServers, wait_until
 
@@ -373,6 +374,24 @@ def test_refused_credentials_stop_the_run_and_leave_the_email_pending(
     email.refresh_from_db()
     assert (email.status, email.send_attempts) == (EmailStatus.PENDING_SEND, 0)
     assert "401" in email.status_reason
+
+
+def test_an_outgoing_run_sends_and_refused_credentials_disable_the_channel(
+    mailbox: Mailbox, sim: RunningSimulator, rq_queues: str
+) -> None:
+    first = pending(mailbox)
+    run = run_sync(enqueue_sync(mailbox, Channel.OUTGOING, Trigger.MANUAL).pk)
+    assert (run.status, run.counts["sent"]) == (RunStatus.SUCCEEDED, 1)
+    assert stamps(sim) == [str(first.pk)]
+    second = pending(mailbox)
+    mailbox.profile.password = "wrong"
+    mailbox.profile.save()
+    run = run_sync(enqueue_sync(mailbox, Channel.OUTGOING, Trigger.MANUAL).pk)
+    assert (run.status, run.error_kind) == (RunStatus.FAILED, ErrorKind.PERMANENT)
+    mailbox.refresh_from_db()
+    assert not mailbox.enabled_outgoing and "401" in mailbox.disabled_reason
+    second.refresh_from_db()
+    assert second.status == EmailStatus.PENDING_SEND and len(sent_items(sim)) == 1
 
 
 # SMTP (POP3/SMTP and IMAP/SMTP profiles) ------------------------------------------------------
