@@ -251,7 +251,7 @@ def build_message(email: Email, mailbox: Mailbox) -> EmailMessage:
 def _update(email: Email, **values: Any) -> None:
     """Write the email's send state as one change (new version) and keep the instance in step."""
     now = timezone.now()
-    Email.objects.filter(pk=email.pk).update(**values, version=F("version") + 1, updated_at=now)
+    Email.all_objects.filter(pk=email.pk).update(**values, version=F("version") + 1, updated_at=now)
     for name, value in values.items():
         setattr(email, name, value)
 
