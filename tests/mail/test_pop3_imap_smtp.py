@@ -15,15 +15,19 @@ from typing import Any
 
 import pytest
 
-from mailboxes.models import Mailbox, ProfileKind
+from crm.models import Account as CrmAccount
+from crm.models import Contact, Email, EmailDirection, EmailReceipt, EmailStatus, TrackedBy, TrackedFolder
+from mailboxes.models import Channel, Mailbox, ProfileKind, TestStatus, TrackingRule
+from syncjobs.engine import run_sync
 from syncjobs.errors import ItemError, PermanentError, TransientError
-from syncjobs.jobs import enqueue_test
+from syncjobs.jobs import enqueue_sync, enqueue_test
 from syncjobs.mail import connection
 from syncjobs.mail.connection import Endpoint
 from syncjobs.mail.imap import IMAPTransport
 from syncjobs.mail.pop3 import POP3Transport
 from syncjobs.mail.smtp import MaybeSent, SMTPTransport
 from syncjobs.mail.transport import CRM_ID_HEADER
+from syncjobs.models import RunStatus, SyncRun, Trigger
 from syncjobs.testenable import run_test
 from tests.mail.servers import (
     DROP_DOMAIN,
@@ -557,3 +561,98 @@ def test_test_and_enable_reports_a_wrong_password_and_tls_mismatch_in_words(
     assert "the port may not speak TLS" in results["outgoing"]["message"]
     assert "wrong" not in mailbox.disabled_reason
     assert (mailbox.enabled_incoming, mailbox.enabled_outgoing) == (False, False)
+
+
+# End to end: the incoming and outgoing runs (syncjobs.mail.channel) over the real servers
+
+
+def enabled(mailbox: Mailbox, channel: str) -> Mailbox:
+    """Tested and enabled for one email channel, as Test & Enable leaves it."""
+    setattr(mailbox, f"test_{channel}", TestStatus.SUCCESS)
+    setattr(mailbox, f"enabled_{channel}", True)
+    mailbox.test_overall = TestStatus.SUCCESS
+    mailbox.save()
+    return mailbox
+
+
+def sync(mailbox: Mailbox, channel: str) -> SyncRun:
+    done = run_sync(enqueue_sync(mailbox, channel, Trigger.MANUAL).pk)
+    assert done is not None, "the run was not claimed"
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    return done
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", [POP3_SMTP, IMAP_SMTP])
+def test_a_delivered_message_becomes_a_crm_email_through_an_incoming_run(
+    org: Any, alice: Any, admin: Any, mail_servers: MailServers, mail_account: Account, rq_queues: str, kind: str
+) -> None:
+    ann = Contact.objects.create(organization=org, owner=admin, last_name="Lee", email="ann@customer.example")
+    profile = mail_profile(org, mail_servers, kind)
+    mailbox = mail_mailbox(org, alice, mail_account, profile, tracking_rule=TrackingRule.FROM_CRM_RECORDS)
+    enabled(mailbox, Channel.INCOMING)
+    mail_servers.dovecot.deliver(mail_account, raw("Order"))
+    mail_servers.dovecot.deliver(mail_account, raw("Lottery").replace(b"ann@customer", b"win@lottery"))
+
+    first = sync(mailbox, Channel.INCOMING)
+
+    assert first.counts == {"tracked": 1, "skipped": 1}
+    email = Email.objects.get()
+    assert (email.subject, email.tracked_by, email.owner) == ("Order", TrackedBy.RULE_CRM_RECORDS, alice)
+    assert email.recipients.get(kind="from").contact == ann
+    source_id = EmailReceipt.objects.get(email=email, mailbox=mailbox).source_id
+    assert source_id.endswith(":1") if kind == IMAP_SMTP else len(source_id) == 16  # "<uidvalidity>:<uid>"; UIDL
+    assert sync(mailbox, Channel.INCOMING).counts == {}  # seen once: nothing new, nothing twice
+    assert Email.objects.count() == 1
+    if kind == IMAP_SMTP:
+        assert all("\\Seen" not in flags for flags in mail_servers.dovecot.flags(mail_account).values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_imap_tracked_folder_is_fetched_by_the_incoming_run(
+    org: Any, alice: Any, admin: Any, mail_servers: MailServers, mail_account: Account, rq_queues: str
+) -> None:
+    acme = CrmAccount.objects.create(organization=org, owner=admin, name="Acme Corp")
+    profile = mail_profile(org, mail_servers, IMAP_SMTP)
+    mailbox = enabled(
+        mail_mailbox(org, alice, mail_account, profile, tracking_rule=TrackingRule.NONE), Channel.INCOMING
+    )
+    TrackedFolder.objects.create(mailbox=mailbox, folder_name="Projects/Acme", regarding_account=acme)
+    mail_servers.dovecot.deliver(mail_account, raw("About the project"), folder="Projects/Acme")
+
+    sync(mailbox, Channel.INCOMING)
+
+    email = Email.objects.get()
+    assert (email.subject, email.tracked_by, email.regarding_account) == ("About the project", TrackedBy.FOLDER, acme)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", [POP3_SMTP, IMAP_SMTP])
+def test_a_pending_email_goes_out_through_an_outgoing_run_over_smtp(
+    org: Any, alice: Any, mail_servers: MailServers, mail_account: Account, rq_queues: str, kind: str
+) -> None:
+    profile = mail_profile(org, mail_servers, kind)
+    mailbox = enabled(mail_mailbox(org, alice, mail_account, profile), Channel.OUTGOING)
+    email = Email.objects.create(
+        organization=org,
+        owner=alice,
+        mailbox=mailbox,
+        direction=EmailDirection.OUTGOING,
+        status=EmailStatus.PENDING_SEND,
+        subject="Your quote",
+        to=["Bob <bob@partner.example>"],
+        body_text="Here it is.",
+    )
+
+    done = sync(mailbox, Channel.OUTGOING)
+
+    email.refresh_from_db()
+    assert (email.status, done.counts.get("sent")) == (EmailStatus.SENT, 1)
+    [received] = mail_servers.smtp.messages_for(mail_account)
+    delivered = BytesParser(policy=default_policy).parsebytes(received.content)
+    assert delivered[CRM_ID_HEADER] == str(email.pk)
+    assert delivered["Subject"] == f"Your quote CRM:{email.tracking_number}"
+    assert delivered["Message-ID"] == email.message_id
+    if kind == IMAP_SMTP:
+        assert mail_servers.dovecot.flags(mail_account, "Sent") == {1: {"\\Seen"}}
+    assert sync(mailbox, Channel.OUTGOING) and len(mail_servers.smtp.messages_for(mail_account)) == 1
