@@ -357,3 +357,41 @@ def test_outgoing_runs_are_queued_when_emails_are_due(sim: RunningSimulator, box
         status=EmailStatus.PENDING_SEND,
     )
     assert box in channel.due(Channel.OUTGOING, timezone.now())
+
+
+def test_an_email_sent_from_the_crm_is_not_tracked_twice_when_a_colleague_receives_it(
+    sim: RunningSimulator, box: Mailbox, org: Any, ews_profile: Any, system: Any, alice: Any
+) -> None:
+    from crm.models import EmailDirection, EmailStatus
+    from mailboxes.models import Membership, Role
+    from tests.conftest import make_user
+
+    box.test_outgoing, box.enabled_outgoing = TestStatus.SUCCESS, True
+    box.save()
+    amy = make_user("amy")
+    Membership.add(system, amy, org, Role.USER)
+    colleague = ready(make_mailbox(org, amy, "amy@example.com", ews_profile, tracking_rule=TrackingRule.ALL))
+    email = Email.objects.create(
+        organization=org,
+        owner=alice,
+        mailbox=box,
+        subject="Offer",
+        body_text="See the offer.",
+        to=[{"address": "amy@example.com", "name": "Amy"}],
+        direction=EmailDirection.OUTGOING,
+        status=EmailStatus.PENDING_SEND,
+    )
+    assert box in channel.due(Channel.OUTGOING, timezone.now())
+    tick(timezone.now())
+    queued = SyncRun.objects.get(mailbox=box, channel=Channel.OUTGOING, status=RunStatus.QUEUED)
+    sent = run_sync(queued.pk)
+    assert sent.status == RunStatus.SUCCEEDED, sent.error
+    assert sent.counts["sent"] == 1
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENT and email.message_id
+    [copy] = sim.control.items(ALICE, "sentitems")
+    assert copy["message_id"] == email.message_id
+    received = run(colleague)
+    assert received.counts == {"existing": 1}
+    assert Email.objects.count() == 1
+    assert set(EmailReceipt.objects.values_list("mailbox__address", flat=True)) >= {"amy@example.com"}
