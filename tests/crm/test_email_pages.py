@@ -23,10 +23,13 @@ from crm.models import (
     RecipientKind,
     TrackedBy,
 )
+from ewsim.testing import running_simulator
 from mailboxes.models import ApprovalStatus, Mailbox, Organization, OwnerType, TestStatus
+from syncjobs.engine import run_sync
+from syncjobs.mail.outgoing import build_message
 from syncjobs.mail.parse import parse
 from syncjobs.models import SyncRun
-from tests.conftest import PASSWORD, client_for, make_mailbox
+from tests.conftest import PASSWORD, client_for, make_mailbox, make_profile
 from tests.crm.test_views import make_record
 from tests.mailboxes.test_forms_ux import page
 from tests.mailboxes.test_mailboxes import mailbox_data
@@ -468,6 +471,12 @@ def test_a_reply_is_threaded_and_keeps_what_the_email_regards(
     assert reply.in_reply_to == "<p2@northwind.example>"
     assert reply.references == "<p0@example.com> <p1@example.com> <p2@northwind.example>"
     assert (reply.conversation_id, reply.regarding, reply.status) == ("thread-9", contact, "pending_send")
+    # As the outgoing channel will send it:
+    reply.message_id, reply.tracking_number = "<r@example.com>", 1001
+    message = build_message(reply, alice_mailbox)
+    assert message["In-Reply-To"] == "<p2@northwind.example>"
+    assert message["References"] == "<p0@example.com> <p1@example.com> <p2@northwind.example>"
+    assert (message["To"], message["Subject"]) == ("Ada Lovelace <ada@northwind.example>", "Re: Prices CRM:1001")
     # Replying to the reply does not stack the prefix.
     Email.objects.filter(pk=reply.pk).update(status=EmailStatus.SENT)
     assert client.get(f"/crm/emails/{reply.pk}/reply/").context["form"]["subject"].value() == "Re: Prices"
@@ -636,6 +645,33 @@ def test_delete_processed_applies_to_forward_mailboxes_only(
     )
     assert client.post("/mailboxes/new/", data).status_code == 302
     assert Mailbox.objects.get().delete_processed is True
+
+
+# Through the outgoing channel, against the Exchange simulator
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_email_written_on_the_page_reaches_its_recipient(
+    org: Organization, alice: Any, bob: Any, rq_queues: str
+) -> None:
+    with running_simulator() as sim:
+        for address, password in (("svc@example.com", "svc-pw"), ("alice@example.com", "a"), ("bob@example.com", "b")):
+            sim.control.create_mailbox(address, password, can_impersonate=address.startswith("svc"))
+        profile = make_profile(org, "Simulator", ews_url=sim.ews_url, username="svc@example.com", password="svc-pw")
+        mailbox = ready_to_send(make_mailbox(org, alice, "alice@example.com", profile))
+        client = client_for(alice)
+
+        client.post("/crm/emails/new/", {"to": "Bob <bob@example.com>", "subject": "Quote", "send": "1"})
+        run = run_sync(SyncRun.objects.get(mailbox=mailbox, channel="outgoing").pk)
+
+        email = Email.objects.get()
+        assert (run.status, email.status) == ("succeeded", EmailStatus.SENT)
+        assert [item["subject"] for item in sim.control.items("bob@example.com", "inbox")] == [
+            f"Quote CRM:{email.tracking_number}"
+        ]
+    html = client.get(f"/crm/emails/{email.pk}/").content.decode()
+    assert 'data-live="false"' in html and ">Sent</span>" in html
+    assert "Portal user: Bob" in html.split('id="recipients"', 1)[1]
 
 
 # In a browser
