@@ -270,6 +270,14 @@ class SyncRun(models.Model):
             ("conflicts", _("conflicts")),
             ("failed", _("failed")),
             ("quarantined", _("quarantined")),
+            # Email runs (syncjobs/mail/channel.py)
+            ("tracked", _("emails tracked")),
+            ("existing", _("already in the CRM")),
+            ("skipped", _("not tracked")),
+            ("ignored", _("ignored")),
+            ("sent", _("sent")),
+            ("retry", _("to retry")),
+            ("unsure", _("may have been sent")),
         )
         return [(label, self.counts[key]) for key, label in labels if self.counts.get(key)]
 

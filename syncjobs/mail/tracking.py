@@ -198,7 +198,8 @@ class Tracker:
         if threads:
             for found in candidates.filter(conversation_id__in=threads).order_by("created_at"):
                 page.by_thread.setdefault(found.conversation_id, found)
-        own = [e.pk for mid, e in page.by_message_id.items() if mid in {m.message_id for m in messages}]
+        own_ids = {m.message_id for m in messages}
+        own = [e.pk for mid, e in page.by_message_id.items() if mid in own_ids]
         if own:
             page.receipts = {r.email_id: r for r in EmailReceipt.objects.filter(mailbox=self.mailbox, email_id__in=own)}
         page.book = self._read_book({a.address for m in messages for a in _parties(m)} | {self.mailbox.address})
