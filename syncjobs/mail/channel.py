@@ -44,7 +44,7 @@ from mailboxes.models import (
     TestStatus,
 )
 from syncjobs.engine import MAX_TRIES, Heartbeat, _disable, backoff
-from syncjobs.errors import PermanentError, TransientError
+from syncjobs.errors import InvalidSyncState, PermanentError, TransientError
 from syncjobs.jobs import enqueue_sync
 from syncjobs.mail.tracking import IGNORED, TRACKED, Tracker
 from syncjobs.mail.transport import IncomingTransport, incoming_for, outgoing_for
@@ -118,7 +118,16 @@ def _poll(
     from syncjobs.mail.forward import process_forwarded
 
     for _ in range(MAX_PAGES):
-        batch = transport.fetch(folder, state, PAGE)
+        try:
+            batch = transport.fetch(folder, state, PAGE)
+        except InvalidSyncState:
+            if not state:
+                raise
+            # The server no longer knows the state (the mailbox moved, or was restored): read the
+            # folder from the start; what the CRM has already is found by its Message-ID.
+            log.warning("Incoming state of %s / %s refused; reading the folder again", mailbox, folder)
+            state = ""
+            continue
         if tracker is not None:
             for outcome in tracker.track_batch(batch.messages):
                 counts[outcome.status] += 1

@@ -395,3 +395,15 @@ def test_an_email_sent_from_the_crm_is_not_tracked_twice_when_a_colleague_receiv
     assert received.counts == {"existing": 1}
     assert Email.objects.count() == 1
     assert set(EmailReceipt.objects.values_list("mailbox__address", flat=True)) >= {"amy@example.com"}
+
+
+def test_a_refused_sync_state_reads_the_inbox_again_without_duplicates(
+    sim: RunningSimulator, box: Mailbox, ann: Contact
+) -> None:
+    sim.control.add_mime(ALICE, "inbox", raw(1))
+    run(box)
+    FolderState.objects.filter(mailbox=box, folder="email:inbox").update(sync_state="garbled")
+    sim.control.add_mime(ALICE, "inbox", raw(2))
+    done = run(box)
+    assert done.status == RunStatus.SUCCEEDED, done.error
+    assert done.counts == {"existing": 1, "tracked": 1} and Email.objects.count() == 2
