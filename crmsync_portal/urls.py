@@ -6,7 +6,7 @@ from django.urls import URLPattern, include, path
 from django.views.generic import RedirectView
 from django_rq.urls import urlpatterns as django_rq_urlpatterns
 
-from crmsync_portal import views
+from crmsync_portal import health, views
 
 # The queue dashboard, for superusers only (django-rq lets any staff user in).
 rq_urls = (
@@ -25,6 +25,10 @@ urlpatterns = [
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", views.SignOutView.as_view(), name="logout"),
     path("audit/", include("audit.urls")),
+    # For load balancers and Prometheus (crmsync_portal/health.py): no sign-in; /metrics checks its own.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
     # POST language=da|en: the language chooser in the footer of every page.
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("mailboxes.urls")),

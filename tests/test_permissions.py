@@ -114,6 +114,13 @@ EXPECTED: dict[tuple[str, str], tuple[Any, ...]] = {
     ("client-requests-reject", "POST"):  (LOGIN, MOVED, DENY, DENY, DENY, MOVED, DENY, MOVED),
     ("django-admin", "GET"):         (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
     ("django-rq", "GET"):            (STAFF, STAFF, STAFF, STAFF, STAFF, STAFF, OK,    STAFF),
+    # Health checks, public (readyz: 503, no worker or scheduler runs here); metrics for staff or a token.
+    ("healthz", "GET"):              (OK,    OK,    OK,    OK,    OK,    OK,    OK,    OK),
+    ("healthz", "POST"):             (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("readyz", "GET"):               (503,   503,   503,   503,   503,   503,   503,   503),
+    ("readyz", "POST"):              (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("metrics", "GET"):              (DENY,  DENY,  DENY,  DENY,  DENY,  DENY,  OK,    DENY),
+    ("metrics", "POST"):             (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
 }
 
 # CRM records: the same rows for every record type. Alice owns the record the URLs point at; the
