@@ -128,13 +128,7 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # A server that does not answer fails the connection (and /readyz) in seconds, not minutes.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", envint("DB_CONNECT_TIMEOUT", 10))
-elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # A server that does not answer fails the connection (and /readyz) in seconds, not minutes.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", envint("DB_CONNECT_TIMEOUT", 10))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-# /metrics for Prometheus: "Authorization: Bearer <METRICS_TOKEN>" (staff signed in need none); unset, no token works.
-METRICS_TOKEN = envstr("METRICS_TOKEN")
 
 # /metrics for Prometheus: "Authorization: Bearer <METRICS_TOKEN>" (staff signed in need none); unset, no token works.
 METRICS_TOKEN = envstr("METRICS_TOKEN")
@@ -189,8 +183,6 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-# Load balancers probe over plain HTTP: no redirect to HTTPS for the health checks.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # Load balancers probe over plain HTTP: no redirect to HTTPS for the health checks.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
