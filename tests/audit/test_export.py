@@ -218,7 +218,8 @@ def test_labels_and_times_follow_the_request(auditor: Any, events: None, setting
     client = client_for(auditor)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "da"
 
-    _response, text = download(client, "jsonl", action="mailbox.approved")
+    with translation.override(settings.LANGUAGE_CODE):  # the request activates Danish: not beyond
+        _response, text = download(client, "jsonl", action="mailbox.approved")
     row = jsonl_rows(text)[0]
     with translation.override("da"):
         assert row["action_label"] == str(ACTIONS["mailbox.approved"])

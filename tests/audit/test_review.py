@@ -4,7 +4,7 @@ filters, the pages, an event's details and an object's history."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -389,21 +389,36 @@ def test_another_organization_cannot_be_chosen(auditor: Any, events: None, other
 
 
 def test_the_date_range_is_inclusive_in_the_viewers_time_zone(auditor: Any, org: Organization, settings: Any) -> None:
-    settings.TIME_ZONE = "Europe/Copenhagen"  # UTC+1 in March
-    utc = ZoneInfo("UTC")
-    add_event(org, "mailbox.tested", time=datetime(2024, 3, 9, 22, 59, tzinfo=utc))  # 9 March, 23:59 there
-    add_event(org, "mailbox.approved", time=datetime(2024, 3, 9, 23, 0, tzinfo=utc))  # 10 March, 00:00
-    add_event(org, "mailbox.rejected", time=datetime(2024, 3, 10, 22, 59, tzinfo=utc))  # 10 March, 23:59
-    add_event(org, "mailbox.deleted", time=datetime(2024, 3, 10, 23, 0, tzinfo=utc))  # 11 March, 00:00
+    settings.TIME_ZONE = "Europe/Copenhagen"
+    day = timezone.localdate() + timedelta(days=10)  # events are stamped as they are written: later ones later
+    midnight = datetime.combine(day, time.min, tzinfo=ZoneInfo("Europe/Copenhagen"))
+    add_event(org, "mailbox.tested", time=midnight - timedelta(seconds=1))  # the day before, 23:59:59
+    add_event(org, "mailbox.approved", time=midnight)
+    add_event(org, "mailbox.rejected", time=midnight + timedelta(days=1, seconds=-1))  # the day, 23:59:59
+    add_event(org, "mailbox.deleted", time=midnight + timedelta(days=1))  # the day after
     client = client_for(auditor)
 
-    day = client.get("/audit/", {"date_from": "2024-03-10", "date_to": "2024-03-10"})
-    assert actions(day) == ["mailbox.rejected", "mailbox.approved"]
-    since = client.get("/audit/", {"date_from": "2024-03-10", "action": "mailbox."})
-    assert "mailbox.tested" not in actions(since)
-    assert actions(since)[-2:] == ["mailbox.rejected", "mailbox.approved"]
-    until = client.get("/audit/", {"date_to": "2024-03-09"})
+    the_day = client.get("/audit/", {"date_from": day.isoformat(), "date_to": day.isoformat()})
+    assert actions(the_day) == ["mailbox.rejected", "mailbox.approved"]
+    since = client.get("/audit/", {"date_from": day.isoformat()})
+    assert actions(since) == ["mailbox.deleted", "mailbox.rejected", "mailbox.approved"]
+    until = client.get("/audit/", {"date_to": (day - timedelta(days=1)).isoformat(), "action": "mailbox."})
     assert actions(until) == ["mailbox.tested"]
+
+
+def test_the_date_range_finds_an_event_numbered_after_a_later_one(auditor: Any, org: Organization) -> None:
+    """An event is stamped when it is made and numbered when it gets the chain: one that waited
+    (here 40 minutes, within CLOCK_MARGIN) for another writer comes after it with an earlier time."""
+    day = timezone.localdate() + timedelta(days=10)
+    midnight = timezone.make_aware(datetime.combine(day, time.min))
+    add_event(org, "mailbox.approved", time=midnight + timedelta(minutes=10))
+    add_event(org, "mailbox.rejected", time=midnight - timedelta(minutes=30))  # waited for the chain
+    add_event(org, "mailbox.deleted", time=midnight + timedelta(minutes=20))
+    client = client_for(auditor)
+
+    assert actions(client.get("/audit/", {"date_from": day.isoformat()})) == ["mailbox.deleted", "mailbox.approved"]
+    before = client.get("/audit/", {"date_to": (day - timedelta(days=1)).isoformat(), "action": "mailbox."})
+    assert actions(before) == ["mailbox.rejected"]
 
 
 def test_the_filters_combine(auditor: Any, bobs_sync: AuditEvent) -> None:
