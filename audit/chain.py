@@ -8,7 +8,8 @@ removing or slipping in an event breaks the chain at that point; ``check`` walks
 Writers take the chain lock (``lock``) before reading the head, so two writers never
 link to the same predecessor; ``seq`` is unique, so a fork could not be stored anyway.
 Deleting events (``audit_prune``; Django's flush in tests) happens only inside
-``maintenance``: the database triggers refuse DELETE otherwise, and UPDATE always.
+``maintenance``: the database triggers (audit/triggers.py) refuse DELETE otherwise, and
+UPDATE always.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _uuid_text(value: Any) -> str | None:
+    if not value:
+        return None
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
 def canonical_fields(**values: Any) -> dict[str, Any]:
     """The values as the hash sees them: JSON types, one spelling for each value.
 
@@ -63,9 +70,8 @@ def canonical_fields(**values: Any) -> dict[str, Any]:
     if isinstance(time, datetime.datetime):
         time = time.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     ip = values["ip"]
-    organization_id = values["organization_id"]
     return {
-        "id": str(uuid.UUID(str(values["id"]))),
+        "id": _uuid_text(values["id"]),
         "seq": int(values["seq"]),
         "time": time,
         "actor_id": _text_or_none(values["actor_id"]),
@@ -75,7 +81,7 @@ def canonical_fields(**values: Any) -> dict[str, Any]:
         "object_type": values["object_type"],
         "object_id": values["object_id"],
         "object_repr": values["object_repr"],
-        "organization_id": str(uuid.UUID(str(organization_id))) if organization_id else None,
+        "organization_id": _uuid_text(values["organization_id"]),
         "organization_name": values["organization_name"],
         "changes": values["changes"],
         "prev_hash": values["prev_hash"],

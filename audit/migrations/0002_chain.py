@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import audit.models
-from audit import chain
+from audit import chain, triggers
 
 BATCH = 2000
 
@@ -28,51 +28,12 @@ def link_existing_events(apps, schema_editor):
     AuditEvent.objects.using(db).bulk_update(batch, ["seq", "prev_hash", "hash"])
 
 
-TABLES = ("audit_auditevent", "audit_auditanchor")
-MESSAGE = "audit events are append-only (README: Audit log retention)"
-
-POSTGRESQL = f"""
-CREATE TABLE {chain.MAINTENANCE_TABLE} (reason varchar(200) NOT NULL);
-CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'UPDATE' AND EXISTS (SELECT 1 FROM {chain.MAINTENANCE_TABLE}) THEN
-        RETURN NULL;
-    END IF;
-    RAISE EXCEPTION '{MESSAGE}: % refused on %', TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
-END $$;
-""" + "".join(
-    f"""
-CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();"""
-    for table in TABLES
-)
-POSTGRESQL_REVERSE = "".join(f"DROP TRIGGER {table}_append_only ON {table};" for table in TABLES) + (
-    f"DROP FUNCTION audit_append_only(); DROP TABLE {chain.MAINTENANCE_TABLE};"
-)
-
-SQLITE = [f"CREATE TABLE {chain.MAINTENANCE_TABLE} (reason varchar(200) NOT NULL)"]
-for table in TABLES:
-    SQLITE += [
-        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
-        f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}: UPDATE refused on {table}'); END",
-        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
-        f"WHEN NOT EXISTS (SELECT 1 FROM {chain.MAINTENANCE_TABLE}) "
-        f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}: DELETE refused on {table}'); END",
-    ]
-SQLITE_REVERSE = [f"DROP TRIGGER {table}_{what}" for table in TABLES for what in ("no_update", "no_delete")] + [
-    f"DROP TABLE {chain.MAINTENANCE_TABLE}"
-]
+def install_triggers(apps, schema_editor):
+    triggers.install(schema_editor.connection)
 
 
-def on(vendor, statements):
-    """A RunPython step that runs ``statements`` on ``vendor``'s databases only."""
-
-    def apply(apps, schema_editor):
-        if schema_editor.connection.vendor == vendor:
-            for statement in statements:
-                schema_editor.execute(statement, params=None)
-
-    return apply
+def remove_triggers(apps, schema_editor):
+    triggers.remove(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
@@ -181,6 +142,5 @@ class Migration(migrations.Migration):
                 "base_manager_name": "objects",
             },
         ),
-        migrations.RunPython(on("postgresql", [POSTGRESQL]), on("postgresql", [POSTGRESQL_REVERSE])),
-        migrations.RunPython(on("sqlite", SQLITE), on("sqlite", SQLITE_REVERSE)),
+        migrations.RunPython(install_triggers, remove_triggers),
     ]

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections, models, transaction
 
-from audit import archive, chain
+from audit import archive, chain, triggers
 from audit.log import Actor, record
 from audit.models import AuditEvent
 from mailboxes.models import Organization
@@ -101,9 +101,19 @@ def test_audit_verify_walks_in_chunks(events: list[AuditEvent], monkeypatch: pyt
 
 def test_an_edited_event_is_caught(events: list[AuditEvent]) -> None:
     tamper("UPDATE audit_auditevent SET actor_name = %s WHERE seq = %s", ["mallory", events[2].seq])
-    assert broken() == f"Audit log broken at seq {events[2].seq} (event id {events[2].pk}): " + (
+    first, dropped = broken().splitlines()
+    assert first == f"Audit log broken at seq {events[2].seq} (event id {events[2].pk}): " + (
         "content changed: the event's hash does not match its content"
     )
+    assert dropped.startswith("The append-only triggers are missing or disabled: audit_auditevent_")
+
+
+def test_migrate_puts_back_triggers_that_are_gone(events: list[AuditEvent]) -> None:
+    tamper("SELECT 1", [])  # drops the triggers
+    assert triggers.missing(connection)
+    call_command("migrate", verbosity=0)
+    assert triggers.missing(connection) == []
+    assert "Audit log OK" in verify()
 
 
 def test_a_deleted_event_is_caught(events: list[AuditEvent]) -> None:

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
+from audit import triggers
 from audit.archive import verify_archive, verify_database
 
 
@@ -35,6 +37,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Audit log OK: {walk.count} events ({span}); head hash {walk.prev_hash}")
         else:
             failures.append(f"Audit log broken at {result.failure}")
+        if gone := triggers.missing(connections[options["database"]]):
+            failures.append(
+                f"The append-only triggers are missing or disabled: {', '.join(gone)}. "
+                "manage.py migrate puts them back; until then plain SQL can change or delete events."
+            )
         for name in options["archive"]:
             archived = verify_archive(Path(name), options["database"])
             if archived.ok:
