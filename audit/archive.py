@@ -52,6 +52,11 @@ class Result:
         return "; ".join(self.problems)
 
 
+def events(count: int) -> str:
+    """ "1 event", "5 events": for the commands' output."""
+    return f"{count} event" if count == 1 else f"{count} events"
+
+
 def event_rows(using: str = "default", upto: int | None = None) -> Iterator[dict[str, Any]]:
     """Every event (up to seq ``upto``) in seq order, in chunks: constant memory at any size."""
     events = AuditEvent.objects.using(using).order_by("seq")

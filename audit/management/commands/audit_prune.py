@@ -9,9 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 from django.utils import dateparse, timezone
 
-from audit.archive import PruneError, prune
+from audit.archive import PruneError, events, prune
 
 
 def moment(value: str) -> datetime.datetime:
@@ -50,8 +51,13 @@ class Command(BaseCommand):
             anchor = prune(before, archive_dir, by, options["database"])
         except PruneError as error:
             raise CommandError(str(error)) from None
+        except DatabaseError as error:
+            raise CommandError(
+                f"The database refused the prune ({error}); nothing was pruned. In a deployment where the "
+                "portal's role may not delete audit events, run audit_prune as the tables' owner."
+            ) from None
         self.stdout.write(
-            f"Pruned {anchor.count} events (seq {anchor.first_seq}-{anchor.seq}) into "
+            f"Pruned {events(anchor.count)} (seq {anchor.first_seq}-{anchor.seq}) into "
             f"{archive_dir / anchor.archive_name} (SHA-256 {anchor.archive_sha256}). "
             "Keep the archive: audit_verify --archive checks it."
         )

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from audit import triggers
-from audit.archive import verify_archive, verify_database
+from audit.archive import events, verify_archive, verify_database
 
 
 class Command(BaseCommand):
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         if result.ok:
             walk = result.walk
             span = f"seq {walk.first_seq}-{walk.last_seq}" if walk.count else "none"
-            self.stdout.write(f"Audit log OK: {walk.count} events ({span}); head hash {walk.prev_hash}")
+            self.stdout.write(f"Audit log OK: {events(walk.count)} ({span}); head hash {walk.prev_hash}")
         else:
             failures.append(f"Audit log broken at {result.failure}")
         if gone := triggers.missing(connections[options["database"]]):
@@ -47,7 +47,7 @@ class Command(BaseCommand):
             if archived.ok:
                 walk = archived.walk
                 self.stdout.write(
-                    f"Archive {name} OK: {walk.count} events (seq {walk.first_seq}-{walk.last_seq}), "
+                    f"Archive {name} OK: {events(walk.count)} (seq {walk.first_seq}-{walk.last_seq}), "
                     f"ends at the prune's anchor; last hash {walk.prev_hash}"
                 )
             else:
