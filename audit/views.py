@@ -13,7 +13,7 @@ import heapq
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import batched, islice
+from itertools import islice
 from operator import attrgetter, itemgetter
 from typing import Any
 from urllib.parse import urlencode
@@ -35,8 +35,10 @@ from audit.models import AuditAnchor, AuditEvent
 from mailboxes.access import ADMIN, AUDITORS, org_ids, role_required
 from mailboxes.models import Organization
 
-# Events per query while exporting: memory stays at one batch whatever the export's size.
-EXPORT_BATCH = 2000
+# The pages read the events in windows of chain positions (seq), this wide at first (_scan);
+# the export in windows of EXPORT_WINDOW: memory stays at one window whatever the export's size.
+WINDOW = 20_000
+EXPORT_WINDOW = 5_000
 EXPORT_FIELDS = (
     "seq",
     "id",
@@ -127,34 +129,64 @@ def keyset_page(
     """The page of events older than seq ``before``, newer than seq ``after``, or the newest.
 
     ``select(after=, before=)`` gives the querysets whose events together make the list (one
-    per organization), with seq between the two; their events are merged by seq.
+    per organization), with seq between the two.
     1. One more event than shown is read: it tells whether a page follows in the direction read.
        Newer pages are read oldest first from the cursor, then turned round.
-    2. Whether there is a page the other way is an EXISTS from the page's edge.
-    3. Each query is a range scan of an index on seq from the cursor: as fast at any depth.
+    2. Whether there is a page the other way is one event looked for from the page's edge.
+    3. Every query is a range of seq from the cursor (``_scan``): as fast at any depth.
     """
     if after is not None:
-        rows = _first(select(after=after), "seq", size + 1)
+        rows = _scan(select, size + 1, after=after, descending=False)
         newer = rows[size - 1].seq if len(rows) > size else None
         rows = rows[:size][::-1]
-        older = rows[-1].seq if rows and _exists(select(before=rows[-1].seq)) else None
+        older = rows[-1].seq if rows and _scan(select, 1, before=rows[-1].seq) else None
         return EventPage(rows, newer, older, is_newest=False)
-    rows = _first(select(before=before), "-seq", size + 1)
+    rows = _scan(select, size + 1, before=before)
     older = rows[size - 1].seq if len(rows) > size else None
     rows = rows[:size]
-    newer = rows[0].seq if before is not None and rows and _exists(select(after=rows[0].seq)) else None
+    newer = None
+    if before is not None and rows and _scan(select, 1, after=rows[0].seq, descending=False):
+        newer = rows[0].seq
     return EventPage(rows, newer, older, is_newest=before is None)
 
 
-def _first(parts: list[Any], order: str, limit: int) -> list[AuditEvent]:
-    """The first ``limit`` events of all the parts in ``order`` ("seq" or "-seq")."""
-    ordered = [part.order_by(order)[:limit] for part in parts]
-    merged = heapq.merge(*ordered, key=attrgetter("seq"), reverse=order.startswith("-"))
-    return list(islice(merged, limit))
+def _scan(
+    select: Callable[..., list[Any]],
+    limit: int,
+    after: int | None = None,
+    before: int | None = None,
+    descending: bool = True,
+) -> list[AuditEvent]:
+    """The first ``limit`` events with seq between ``after`` and ``before``, newest first
+    (``descending``) or oldest first.
+
+    1. The events are read in windows of seq from the cursor on, WINDOW wide at first and four
+       times wider each time, until there are enough.
+    2. Each query reads at most its window, along the (organization, seq) index or another
+       filter's. A single query with a LIMIT would leave the database to guess how far it must
+       read: for a free-text search (no index can answer it), PostgreSQL, expecting few
+       matches, reads and sorts all of an organization's events.
+    3. In each window, the organizations' events are merged by seq.
+    """
+    low = after if after is not None else 0
+    high = before if before is not None else _next_seq()
+    found: list[AuditEvent] = []
+    width = WINDOW
+    while len(found) < limit and high - low > 1:
+        if descending:
+            edge = max(low, high - width)
+            parts, high = select(after=edge, before=high), edge + 1
+        else:
+            edge = min(high, low + width)
+            parts, low = select(after=low, before=edge), edge - 1
+        ordered = [part.order_by("-seq" if descending else "seq")[: limit - len(found)] for part in parts]
+        found += islice(heapq.merge(*ordered, key=attrgetter("seq"), reverse=descending), limit - len(found))
+        width *= 4
+    return found
 
 
-def _exists(parts: list[Any]) -> bool:
-    return any(part.exists() for part in parts)
+def _next_seq() -> int:
+    return (AuditEvent.objects.aggregate(last=Max("seq"))["last"] or 0) + 1
 
 
 def _cursor(request: HttpRequest, name: str) -> int | None:
@@ -257,7 +289,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     1. An invalid filter gets the page with its errors (400), and no export.
     2. The export is audited first: one "audit.exported" event per organization it covers,
        with the filter; the export stops at the newest event before them.
-    3. The events are read in batches of EXPORT_BATCH by seq (keyset), so memory stays the
+    3. The events are read in windows of EXPORT_WINDOW chain positions, so memory stays the
        same for any number of events; labels are in the language and time zone of the request.
     """
     form = _filter_form(request)
@@ -288,35 +320,29 @@ def _record_export(request: HttpRequest, form: AuditFilterForm, fmt: str) -> Non
 
 
 def _export_batches(form: AuditFilterForm, last: int | None) -> Iterator[list[dict[str, Any]]]:
-    """The selected events up to seq ``last``, oldest first, as export rows, EXPORT_BATCH at
-    a time.
+    """The selected events up to seq ``last``, oldest first, as export rows: a batch per window
+    of EXPORT_WINDOW chain positions.
 
-    Each organization's events are read a batch per query (keyset on seq), and merged by seq.
-    They are read as plain values, not model instances, and each action's and object type's
-    label is looked up once per export: what a row costs is then mostly writing it out.
+    Each window is one query per organization, for at most EXPORT_WINDOW events, whatever the
+    filter (as ``_scan``). The events are read as plain values, not model instances, and each
+    action's and object type's label is looked up once per export: what a row costs is then
+    mostly writing it out.
     """
     if last is None:
         return
     language, zone = translation.get_language(), timezone.get_current_timezone()
     labels: dict[str, str] = {}
-    streams = [_values_by_seq(form, organization, last) for organization in form.organizations()]
-    for batch in batched(heapq.merge(*streams, key=itemgetter(0)), EXPORT_BATCH):
-        with translation.override(language), timezone.override(zone):
-            rows = [_export_row(values, labels) for values in batch]
-        yield rows
-
-
-def _values_by_seq(form: AuditFilterForm, organization: Any, last: int) -> Iterator[tuple[Any, ...]]:
-    """The organization's selected events up to seq ``last`` as EXPORT_COLUMNS values, in seq
-    order, one query per EXPORT_BATCH of them."""
-    after = None
-    while True:
-        events = form.events_of(organization, after=after, before=last + 1)
-        batch = list(events.order_by("seq").values_list(*EXPORT_COLUMNS)[:EXPORT_BATCH])
-        yield from batch
-        if len(batch) < EXPORT_BATCH:
-            return
-        after = batch[-1][0]
+    for low in range(0, last, EXPORT_WINDOW):
+        high = min(low + EXPORT_WINDOW, last) + 1
+        parts = [
+            form.events_of(organization, after=low, before=high).order_by("seq").values_list(*EXPORT_COLUMNS)
+            for organization in form.organizations()
+        ]
+        values = list(heapq.merge(*parts, key=itemgetter(0)))
+        if values:
+            with translation.override(language), timezone.override(zone):
+                rows = [_export_row(row, labels) for row in values]
+            yield rows
 
 
 def _label(labels: dict[str, str], key: str, function: Any) -> str:

@@ -458,7 +458,12 @@ def test_bad_filter_input_gives_field_errors(
 # Pages (keyset) ----------------------------------------------------------------------------
 
 
-def test_keyset_paging_walks_every_event_exactly_once(auditor: Any, org: Organization, settings: Any) -> None:
+@pytest.mark.parametrize("window", [20_000, 3])
+def test_keyset_paging_walks_every_event_exactly_once(
+    auditor: Any, org: Organization, settings: Any, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    """Each page in one window of chain positions, or (a window of 3) in several."""
+    monkeypatch.setattr("audit.views.WINDOW", window)
     settings.PAGE_SIZE = 5
     for n in range(23):
         add_event(org, "mailbox.tested", object_repr=f"event {n}")
@@ -487,6 +492,35 @@ def test_keyset_paging_walks_every_event_exactly_once(auditor: Any, org: Organiz
         back = [e.seq for e in page.object_list] + back
         newer = page.newer
     assert back == expected
+
+
+def test_pages_merge_the_organizations_in_chain_order(
+    admin: Any,
+    org: Organization,
+    other_org: Organization,
+    system: Actor,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events of two organizations, interleaved, searched, a few per window: every match once, newest first."""
+    Membership.add(system, admin, other_org, Role.AUDITOR)
+    monkeypatch.setattr("audit.views.WINDOW", 2)
+    settings.PAGE_SIZE = 3
+    for n in range(14):
+        add_event((org, other_org)[n % 3 == 0], "mailbox.tested", object_repr=f"{'match' if n % 2 else 'other'} {n}")
+    matches = AuditEvent.objects.filter(organization_id__in=[org.pk, other_org.pk]).search("match")
+    expected = list(matches.order_by("-seq").values_list("seq", flat=True))
+    assert len(expected) > 7
+    client = client_for(admin)
+
+    seen, older = [], None
+    while True:
+        page = client.get("/audit/", {"q": "match", **({"before": older} if older else {})}).context["page"]
+        seen += [e.seq for e in page.object_list]
+        if (older := page.older) is None:
+            break
+    assert seen == expected
+    assert {e.organization_id for e in AuditEvent.objects.filter(seq__in=seen)} == {org.pk, other_org.pk}
 
 
 def test_a_page_costs_no_count_and_no_offset(auditor: Any, org: Organization, settings: Any) -> None:
