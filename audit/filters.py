@@ -82,6 +82,8 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.organization_ids = [pk for pk, _name in organizations]
         self.fields["organization"].choices = [("", _("All")), *((str(pk), name) for pk, name in organizations)]
+        if len(organizations) < 2:  # nothing to choose
+            self.fields["organization"].widget = forms.HiddenInput()
         action = self._raw("action")
         actions = choices()
         if action and action not in ACTIONS and ACTION.match(action):
@@ -94,13 +96,14 @@ class AuditFilterForm(forms.Form):
         types.sort(key=lambda pair: pair[1].lower())
         self.fields["object_type"].widget.choices = [("", _("All")), *types]
         for field in self.fields.values():
-            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
-            field.widget.attrs["class"] = css
+            if not field.widget.is_hidden:
+                css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+                field.widget.attrs["class"] = css
 
     def full_clean(self) -> None:
         super().full_clean()
         for name in self.errors:
-            if name in self.fields:
+            if name in self.fields and not self.fields[name].widget.is_hidden:
                 self.fields[name].widget.attrs["class"] += " is-invalid"
 
     def _raw(self, name: str) -> str:

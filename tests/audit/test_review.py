@@ -641,3 +641,9 @@ def test_the_history_section_of_an_object_links_its_full_history(
 ) -> None:
     html = client_for(admin).get(f"/mailboxes/{alice_mailbox.pk}/").content.decode()
     assert f'<a href="/audit/object/mailboxes.mailbox/{alice_mailbox.pk}/">Full history</a>' in html
+
+
+def test_one_organization_is_not_offered_as_a_choice(auditor: Any, events: None) -> None:
+    html = client_for(auditor).get("/audit/").content.decode()
+    assert '<input type="hidden" name="organization" id="id_organization">' in html
+    assert '<select name="organization"' not in html
