@@ -295,7 +295,7 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = _filter_form(request)
     if not form.is_valid():
         return _event_list(request, status=400)
-    last = AuditEvent.objects.aggregate(last=Max("seq"))["last"]
+    last = _next_seq() - 1
     _record_export(request, form, fmt)
     batches = _export_batches(form, last)
     if fmt == "csv":
@@ -319,7 +319,7 @@ def _record_export(request: HttpRequest, form: AuditFilterForm, fmt: str) -> Non
             record(actor, "audit.exported", organization, changes=changes, organization=organization)
 
 
-def _export_batches(form: AuditFilterForm, last: int | None) -> Iterator[list[dict[str, Any]]]:
+def _export_batches(form: AuditFilterForm, last: int) -> Iterator[list[dict[str, Any]]]:
     """The selected events up to seq ``last``, oldest first, as export rows: a batch per window
     of EXPORT_WINDOW chain positions.
 
@@ -328,8 +328,6 @@ def _export_batches(form: AuditFilterForm, last: int | None) -> Iterator[list[di
     action's and object type's label is looked up once per export: what a row costs is then
     mostly writing it out.
     """
-    if last is None:
-        return
     language, zone = translation.get_language(), timezone.get_current_timezone()
     labels: dict[str, str] = {}
     for low in range(0, last, EXPORT_WINDOW):
