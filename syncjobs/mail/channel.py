@@ -15,7 +15,8 @@ like an ACT run. What differs:
 4. **Schedule**: the mailbox's ``next_sync_at``, ``last_success_at`` and ``consecutive_failures``
    belong to ACT and are left alone; an email channel's schedule is read from its own runs
    (``due``): incoming every ``EMAIL_POLL_INTERVAL`` seconds after its last run, outgoing whenever
-   emails are due to be sent, and after a failed run only once its back-off has passed.
+   emails are due to be sent or left in "sending" by an earlier run, and after a failed run only
+   once its back-off has passed.
 """
 
 from __future__ import annotations
@@ -271,9 +272,12 @@ def due(channel: str, now: datetime) -> list[Mailbox]:
         .select_related("organization", "profile")
     )
     if channel == Channel.OUTGOING:
-        to_send = Email.objects.filter(
-            mailbox=OuterRef("pk"), direction=EmailDirection.OUTGOING, status=EmailStatus.PENDING_SEND
-        ).filter(Q(next_send_at__isnull=True) | Q(next_send_at__lte=now))
+        # An email left in "sending" (a lost run, an outcome the server could not confirm) is due
+        # too: only an outgoing run settles it (``send_pending`` asks the server first).
+        pending = Q(status=EmailStatus.PENDING_SEND) & (Q(next_send_at__isnull=True) | Q(next_send_at__lte=now))
+        to_send = Email.objects.filter(mailbox=OuterRef("pk"), direction=EmailDirection.OUTGOING).filter(
+            pending | Q(status=EmailStatus.SENDING)
+        )
         qs = qs.filter(Exists(to_send))
     else:
         poll = Q(last_queued__isnull=True) | Q(last_queued__lte=now - poll_interval() + SLACK)

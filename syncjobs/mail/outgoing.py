@@ -50,7 +50,7 @@ from mailboxes.models import Mailbox
 from syncjobs.engine import MAX_TRIES, backoff
 from syncjobs.errors import ItemError, PermanentError, TransientError
 from syncjobs.mail.parse import TOKEN_PREFIX
-from syncjobs.mail.tracking import Tracker, _recipient
+from syncjobs.mail.tracking import read_book
 from syncjobs.mail.transport import CRM_ID_HEADER, OutgoingTransport
 
 log = logging.getLogger(__name__)
@@ -301,6 +301,6 @@ def record_recipients(email: Email, mailbox: Mailbox, message: EmailMessage) -> 
     for kind, header in ((RecipientKind.FROM, "From"), (RecipientKind.TO, "To"), (RecipientKind.CC, "Cc")):
         for address in getattr(message[header], "addresses", ()):
             parties.setdefault((kind, address.addr_spec.lower()), address.display_name)
-    book = Tracker(mailbox)._read_book({address for _, address in parties})
-    rows = [_recipient(email, kind, address, name, book) for (kind, address), name in parties.items()]
+    book = read_book(mailbox.organization, {address for _, address in parties})
+    rows = [book.recipient(email, kind, address, name) for (kind, address), name in parties.items()]
     EmailRecipient.objects.bulk_create(rows, ignore_conflicts=True)

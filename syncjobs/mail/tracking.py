@@ -91,6 +91,53 @@ class Book:
     def email_enabled(self, address: str) -> bool:
         return self.crm_record(address) or address in self.users or address in self.queues
 
+    def recipient(self, email: Email, kind: str, address: str, name: str = "") -> EmailRecipient:
+        """An EmailRecipient row of ``email`` for a lower-case address, linked to what it resolves to."""
+        return EmailRecipient(
+            email=email,
+            kind=kind,
+            address=address[:320],
+            name=name[:255],
+            contact_id=self.contacts.get(address),
+            lead_id=self.leads.get(address),
+            account_id=self.accounts.get(address),
+            user_id=self.users.get(address),
+        )
+
+
+def read_book(organization: Any, addresses: Iterable[str]) -> Book:
+    """The organization's contacts, leads, accounts (the oldest for an address), active members and
+    queue mailboxes with these addresses, in five queries; addresses compare case-insensitively.
+
+    Incoming tracking resolves a message's parties with it, outgoing email its recipients."""
+    book = Book()
+    wanted = {a.lower() for a in addresses if a}
+    if not wanted:
+        return book
+    for model, found in ((Contact, book.contacts), (Lead, book.leads), (Account, book.accounts)):
+        rows = (
+            model.objects.filter(organization=organization)
+            .annotate(address=Lower("email"))
+            .filter(address__in=wanted)
+            .order_by("created_at")
+            .values_list("address", "pk")
+        )
+        for address, pk in rows:
+            found.setdefault(address, pk)
+    users = (
+        get_user_model()
+        .objects.filter(memberships__organization=organization, is_active=True)
+        .annotate(address=Lower("email"))
+        .filter(address__in=wanted)
+        .order_by("pk")
+        .values_list("address", "pk")
+    )
+    for address, pk in users:
+        book.users.setdefault(address, pk)
+    queues = Mailbox.objects.filter(organization=organization, owner_type=OwnerType.QUEUE).annotate(a=Lower("address"))
+    book.queues = set(queues.filter(a__in=wanted).values_list("a", flat=True))
+    return book
+
 
 @dataclass
 class Page:
@@ -202,37 +249,10 @@ class Tracker:
         own = [e.pk for mid, e in page.by_message_id.items() if mid in own_ids]
         if own:
             page.receipts = {r.email_id: r for r in EmailReceipt.objects.filter(mailbox=self.mailbox, email_id__in=own)}
-        page.book = self._read_book({a.address for m in messages for a in _parties(m)} | {self.mailbox.address})
-        return page
-
-    def _read_book(self, addresses: set[str]) -> Book:
-        org, book = self.organization, Book()
-        addresses = {a.lower() for a in addresses if a}
-        if not addresses:
-            return book
-        for model, found in ((Contact, book.contacts), (Lead, book.leads), (Account, book.accounts)):
-            rows = (
-                model.objects.filter(organization=org)
-                .annotate(address=Lower("email"))
-                .filter(address__in=addresses)
-                .order_by("created_at")
-                .values_list("address", "pk")
-            )
-            for address, pk in rows:
-                found.setdefault(address, pk)
-        users = (
-            get_user_model()
-            .objects.filter(memberships__organization=org, is_active=True)
-            .annotate(address=Lower("email"))
-            .filter(address__in=addresses)
-            .order_by("pk")
-            .values_list("address", "pk")
+        page.book = read_book(
+            self.organization, {a.address for m in messages for a in _parties(m)} | {self.mailbox.address}
         )
-        for address, pk in users:
-            book.users.setdefault(address, pk)
-        queues = Mailbox.objects.filter(organization=org, owner_type=OwnerType.QUEUE).annotate(a=Lower("address"))
-        book.queues = set(queues.filter(a__in=addresses).values_list("a", flat=True))
-        return book
+        return page
 
     # One message ------------------------------------------------------------------------------
 
@@ -337,7 +357,7 @@ class Tracker:
         email.save(force_insert=True)
         recipients = _recipients(email, parsed, book)
         if self.mailbox.address and not any(r.address == self.mailbox.address.lower() for r in recipients):
-            recipients.append(_recipient(email, RecipientKind.TO, self.mailbox.address.lower(), "", book))
+            recipients.append(book.recipient(email, RecipientKind.TO, self.mailbox.address.lower()))
         EmailRecipient.objects.bulk_create(recipients)
         email._receipt = EmailReceipt.objects.create(  # type: ignore[attr-defined]
             email=email,
@@ -354,7 +374,9 @@ class Tracker:
         """The CRM has this message already: this mailbox's receipt (and recipient, and queue item)."""
         receipt = page.receipts.get(email.pk)
         if receipt is not None:
-            if receipt.source_id != fetched.source_id[:512]:  # moved: the server gave it a new id
+            # Moved: the server gave it a new id. A forwarded copy has none (its id is the forward
+            # mailbox's): the receipt keeps the real one.
+            if fetched.source_id and receipt.source_id != fetched.source_id[:512]:
                 receipt.source_id, receipt.folder = fetched.source_id[:512], fetched.folder[:255]
                 receipt.save(update_fields=["source_id", "folder"])
             return Outcome(EXISTING, email, "the CRM has this message already")
@@ -371,7 +393,7 @@ class Tracker:
             address = self.mailbox.address.lower()
             if address:
                 EmailRecipient.objects.bulk_create(
-                    [_recipient(email, RecipientKind.TO, address, "", page.book)], ignore_conflicts=True
+                    [page.book.recipient(email, RecipientKind.TO, address)], ignore_conflicts=True
                 )
             if self.is_queue:
                 QueueItem.objects.get_or_create(queue=self.mailbox, email=email)
@@ -390,25 +412,12 @@ def _parties(parsed: Parsed) -> list[Any]:
     return ([parsed.sender] if parsed.sender else []) + list(parsed.to) + list(parsed.cc)
 
 
-def _recipient(email: Email, kind: str, address: str, name: str, book: Book) -> EmailRecipient:
-    return EmailRecipient(
-        email=email,
-        kind=kind,
-        address=address[:320],
-        name=name[:255],
-        contact_id=book.contacts.get(address),
-        lead_id=book.leads.get(address),
-        account_id=book.accounts.get(address),
-        user_id=book.users.get(address),
-    )
-
-
 def _recipients(email: Email, parsed: Parsed, book: Book) -> list[EmailRecipient]:
     rows: dict[tuple[str, str], EmailRecipient] = {}
     parties = [(RecipientKind.FROM, parsed.sender)] if parsed.sender else []
     parties += [(RecipientKind.TO, a) for a in parsed.to] + [(RecipientKind.CC, a) for a in parsed.cc]
     for kind, address in parties:
-        rows.setdefault((kind, address.address), _recipient(email, kind, address.address, address.name, book))
+        rows.setdefault((kind, address.address), book.recipient(email, kind, address.address, address.name))
     return list(rows.values())
 
 

@@ -18,6 +18,7 @@ from mailboxes.models import IncomingMethod, OutgoingMethod, OwnerType, ProfileK
 from syncjobs.mail.ews import EwsIncoming
 from syncjobs.mail.forward import NO_ATTACHMENT, process_forwarded
 from syncjobs.mail.imap import IMAPTransport
+from syncjobs.mail.tracking import track
 from syncjobs.mail.transport import Fetched
 from tests.conftest import make_mailbox, make_profile
 from tests.mail.servers import Account, MailServers
@@ -118,6 +119,19 @@ def test_each_attached_message_is_tracked_and_one_forwarded_twice_is_one_email(
     again = process_forwarded(forward_box, fetched(forwarded(first)), transport=None)
     assert sorted(Email.objects.values_list("subject", flat=True)) == ["First", "Second"]
     assert again is not None and again.message_id == first["Message-ID"]
+
+
+def test_a_forwarded_copy_of_a_message_the_users_mailbox_tracked_keeps_its_receipt(
+    forward_box: Any, alice_box: Any
+) -> None:
+    message = original()
+    own = track(
+        alice_box, Fetched(source_id="AAMk-alice", raw=message.as_bytes(), received_at=timezone.now(), folder="inbox")
+    )
+    again = process_forwarded(forward_box, fetched(forwarded(message)), transport=None)
+    assert own is not None and again is not None and again.pk == own.pk
+    [receipt] = EmailReceipt.objects.filter(email=own)
+    assert (receipt.mailbox, receipt.source_id, receipt.folder) == (alice_box, "AAMk-alice", "inbox")
 
 
 def test_a_message_without_an_attachment_is_recorded_with_the_reason(forward_box: Any, alice_box: Any) -> None:

@@ -23,11 +23,12 @@ from mailboxes.models import ActMethod, Channel, CredentialsSource, Mailbox, Pro
 from syncjobs.engine import MAX_TRIES, run_sync
 from syncjobs.errors import PermanentError
 from syncjobs.jobs import enqueue_sync
-from syncjobs.mail import outgoing
+from syncjobs.mail import channel, outgoing
 from syncjobs.mail.ews_outgoing import EwsOutgoing
 from syncjobs.mail.smtp import SMTPTransport
 from syncjobs.mail.transport import CRM_ID_HEADER
-from syncjobs.models import ErrorKind, RunStatus, SyncRun, Trigger
+from syncjobs.models import HEARTBEAT_STALE, ErrorKind, RunStatus, SyncRun, Trigger
+from syncjobs.scheduler import tick
 from tests.conftest import make_mailbox, make_profile
 from tests.mail.servers import HOST, Account, MailServers, wait_until
 
@@ -251,6 +252,31 @@ def test_a_send_that_ends_in_an_unknown_error_is_checked_not_repeated(
     email.refresh_from_db()
     assert email.status == EmailStatus.SENT and email.status_reason == ""
     assert stamps(sim) == [str(email.pk)]
+
+
+def test_an_email_a_lost_run_left_sending_is_settled_by_a_scheduled_run_without_sending_again(
+    mailbox: Mailbox, transport: EwsOutgoing, sim: RunningSimulator, rq_queues: str
+) -> None:
+    email = pending(mailbox)
+    with pytest.raises(Crash):
+        send(mailbox, CrashAfterSend(transport))  # the worker dies after the server took the message
+    # The scheduler finds the run lost and runs the channel again, but the server cannot say then
+    # whether it sent the message.
+    sim.control.add_fault("FindItem", error="ErrorServerBusy")
+    assert tick(timezone.now() + HEARTBEAT_STALE + timedelta(seconds=1))["lost"] == 1
+    retry = SyncRun.objects.get(mailbox=mailbox, channel=Channel.OUTGOING, status=RunStatus.QUEUED)
+    assert run_sync(retry.pk).counts["unsure"] == 1
+    email.refresh_from_db()
+    assert email.status == EmailStatus.SENDING
+    # Nothing else is pending: the email left in "sending" alone makes the channel due.
+    assert mailbox in channel.due(Channel.OUTGOING, timezone.now())
+    tick()
+    queued = SyncRun.objects.get(mailbox=mailbox, channel=Channel.OUTGOING, status=RunStatus.QUEUED)
+    assert run_sync(queued.pk).counts["sent"] == 1
+    email.refresh_from_db()
+    assert (email.status, email.status_reason) == (EmailStatus.SENT, "")
+    assert stamps(sim) == [str(email.pk)] and len(sim.control.items(BOB, "inbox")) == 1
+    assert mailbox not in channel.due(Channel.OUTGOING, timezone.now())
 
 
 def test_a_crash_before_the_server_took_the_message_is_sent_by_the_next_run(

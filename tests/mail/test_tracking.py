@@ -29,7 +29,7 @@ from crm.models import (
     TrackedFolder,
 )
 from mailboxes.models import Membership, OwnerType, Role, TrackingRule
-from syncjobs.mail.tracking import Tracker, track, track_conversation
+from syncjobs.mail.tracking import Book, Tracker, read_book, track, track_conversation
 from syncjobs.mail.transport import Fetched
 from tests.conftest import make_mailbox, make_user
 
@@ -275,6 +275,26 @@ def test_recipients_resolve_to_records_and_users(box: Any, org: Any, admin: Any,
     assert found[("to", "bob@example.com")] == bob
     assert found[("to", "alice@example.com")] == box.user
     assert found[("cc", "lee@prospect.example")] == lead
+
+
+def test_the_address_book_resolves_records_members_and_queues_case_insensitively(
+    org: Any, admin: Any, ann: Contact, bob: Any, profile: Any
+) -> None:
+    lead = Lead.objects.create(organization=org, owner=admin, last_name="L", email="Lee@Prospect.example")
+    account = Account.objects.create(organization=org, owner=admin, name="Customer", email="info@customer.example")
+    make_mailbox(org, None, "Support@example.com", profile, owner_type=OwnerType.QUEUE, queue_name="Support")
+    wanted = ["ANN@customer.example", "lee@prospect.example", "info@customer.example", "Bob@Example.com"]
+    book = read_book(org, [*wanted, "support@example.com", "nobody@elsewhere.example", ""])
+    assert (book.contacts, book.leads, book.accounts) == (
+        {"ann@customer.example": ann.pk},
+        {"lee@prospect.example": lead.pk},
+        {"info@customer.example": account.pk},
+    )
+    assert (book.users, book.queues) == ({"bob@example.com": bob.pk}, {"support@example.com"})
+    email = crm_email(org, admin)
+    row = book.recipient(email, "to", "lee@prospect.example", "Lee")
+    assert (row.record, row.address, row.name) == (lead, "lee@prospect.example", "Lee")
+    assert read_book(org, []) == Book()
 
 
 def test_queue_mailbox_makes_a_queue_item_owned_by_the_first_administrator(org: Any, profile: Any, admin: Any) -> None:
