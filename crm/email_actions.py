@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from audit.log import Actor, record
@@ -39,10 +39,20 @@ def _addresses(values: list[Any]) -> str:
     return ", ".join(address_text(a) for a in values)
 
 
+class NotADraft(Exception):
+    """The email to save is no longer a draft (sent, on its way, deleted) or was saved already."""
+
+
 def save_outgoing(email: Email, actor: Actor, send: bool) -> None:
     """Save a new or edited outgoing email as a draft, or as "pending send" for the outgoing
     channel, one audit event ("email.draft_saved" or "email.send_requested"); an email to send
-    asks for an outgoing run of its mailbox now rather than at the scheduler's next pass."""
+    asks for an outgoing run of its mailbox now rather than at the scheduler's next pass.
+
+    An existing email changes only while it is still a draft: its row is locked and its status
+    read again first, so that a double submit or a form left open while the email was sent never
+    sends it again nor overwrites it (``NotADraft``, with the reason in words). A new email is
+    inserted, never updated: the same compose form submitted twice at once saves it once.
+    """
     adding = email._state.adding
     email.status = EmailStatus.PENDING_SEND if send else EmailStatus.DRAFT
     email.status_reason = ""
@@ -55,11 +65,34 @@ def save_outgoing(email: Email, actor: Actor, send: bool) -> None:
     if email.cc:
         changes["cc"] = ["", _addresses(email.cc)]
     with transaction.atomic():
-        email.save()
+        if adding:
+            try:
+                email.save(force_insert=True)
+            except IntegrityError:
+                raise NotADraft(_("This email was saved already, by an earlier submit of the same form.")) from None
+        else:
+            _lock_draft(email)
+            email.save()
         action = "email.send_requested" if send else "email.draft_saved"
         record(actor, action, email, changes=changes, organization=email.organization)
         if send and email.mailbox is not None:
             enqueue_sync(email.mailbox, Channel.OUTGOING, Trigger.MANUAL, actor)
+
+
+def _lock_draft(email: Email) -> None:
+    """Lock the email's row and check that it is still a draft; keep its current version."""
+    current = Email.objects.select_for_update().filter(pk=email.pk).values_list("status", "version").first()
+    if current is None:
+        raise NotADraft(_("This email was deleted meanwhile: your changes were not saved."))
+    status, email.version = current
+    if status != EmailStatus.DRAFT:
+        raise NotADraft(
+            _(
+                "This email is no longer a draft (it is “%(status)s”): your changes were not saved. "
+                "Open the email to see where it is."
+            )
+            % {"status": EmailStatus(status).label}
+        )
 
 
 def assign(item: QueueItem, user: Any, actor: Actor) -> None:

@@ -169,8 +169,12 @@ class AddressListField(forms.CharField):
 
 
 class ComposeForm(forms.Form):
-    """A new email, a reply or a draft: recipients, subject, text, and what it regards."""
+    """A new email, a reply or a draft: recipients, subject, text, and what it regards.
 
+    ``key``: the id a new email gets, fixed when the form is shown (see ``email_views._compose``).
+    """
+
+    key = forms.UUIDField(widget=forms.HiddenInput, required=False)
     to = AddressListField(
         label=_("To"),
         required=False,

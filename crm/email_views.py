@@ -3,6 +3,7 @@ reply and draft editing, the "track" action, and the queues with their items."""
 
 from __future__ import annotations
 
+import uuid
 from email.utils import formataddr
 from typing import Any
 
@@ -34,7 +35,7 @@ from crm.email_access import (
     visible_emails,
     visible_queues,
 )
-from crm.email_actions import assign, finish, save_outgoing, sender_problem
+from crm.email_actions import NotADraft, assign, finish, save_outgoing, sender_problem
 from crm.email_forms import REGARDING, AssignForm, ComposeForm, EmailFilterForm, address_text, regarding_key
 from crm.models import (
     Email,
@@ -198,12 +199,17 @@ def _compose(
        work (server-side, tested and enabled): otherwise the page says what to do, and the
        typed email stays in the form.
     3. Sending sets "pending send" and asks for an outgoing run now.
+    4. A new email's form carries the id the email gets: the same form submitted again (a double
+       click, the back button) edits what the first submit saved rather than making a second
+       email, and an email that is no longer a draft is never changed (``save_outgoing``).
     """
     mailbox = own_mailbox(request)
     problem = sender_problem(mailbox)
     if mailbox is None:
         return render(request, "crm/email_form.html", {"title": title, "problem": problem, "form": None})
     send = "send" in request.POST
+    if email._state.adding:
+        initial = {**initial, "key": email.pk}
     form = ComposeForm(
         request.POST or None, initial=initial, user=request.user, organization=mailbox.organization, sending=send
     )
@@ -212,6 +218,8 @@ def _compose(
             form.add_error(None, problem)
         else:
             data = form.cleaned_data
+            if email._state.adding and data["key"] is not None:
+                email = _submitted_before(request, email, data["key"])
             email.organization = mailbox.organization
             email.owner = request.user
             email.mailbox = mailbox
@@ -225,12 +233,16 @@ def _compose(
                 setattr(email, f"regarding_{kind}", None)
             if data["regarding"] is not None:
                 setattr(email, f"regarding_{data['regarding']._meta.model_name}", data["regarding"])
-            save_outgoing(email, Actor.from_request(request), send)
-            if send:
-                messages.success(request, _("The email is on its way: it goes out with the next outgoing run."))
+            try:
+                save_outgoing(email, Actor.from_request(request), send)
+            except NotADraft as refusal:
+                form.add_error(None, str(refusal))
             else:
-                messages.success(request, _("Draft saved."))
-            return redirect("email-detail", email.pk)
+                if send:
+                    messages.success(request, _("The email is on its way: it goes out with the next outgoing run."))
+                else:
+                    messages.success(request, _("Draft saved."))
+                return redirect("email-detail", email.pk)
     if original is not None:
         cancel = original.get_absolute_url()
     elif not email._state.adding:
@@ -239,6 +251,17 @@ def _compose(
         cancel = reverse("email-list")
     ctx = {"title": title, "form": form, "problem": problem, "mailbox": mailbox, "original": original, "cancel": cancel}
     return render(request, "crm/email_form.html", ctx)
+
+
+def _submitted_before(request: HttpRequest, email: Email, key: uuid.UUID) -> Email:
+    """The new email with the id its form carries, or the email an earlier submit of that form saved."""
+    saved = Email.all_objects.filter(pk=key).first()
+    if saved is None:
+        email.pk = key
+        return email
+    if saved.owner_id != request.user.pk:
+        raise PermissionDenied
+    return saved
 
 
 @crm_member_required

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import datetime
 import re
+import threading
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
+from audit.log import Actor
 from audit.models import AuditEvent
+from crm.email_actions import NotADraft, save_outgoing
 from crm.email_views import RECORD_EMAILS
 from crm.models import (
     Email,
@@ -497,6 +501,89 @@ def test_a_draft_is_edited_and_sent_by_its_author_only(
     assert events("email.send_requested")[0].changes["status"] == ["draft", "pending_send"]
     response = client.get(f"/crm/emails/{draft.pk}/edit/")
     assert response.url == f"/crm/emails/{draft.pk}/"  # no longer a draft
+
+
+def test_a_compose_form_submitted_twice_makes_one_email_sent_once(
+    org: Organization, alice: Any, bob: Any, alice_mailbox: Mailbox
+) -> None:
+    ready_to_send(alice_mailbox)
+    client = client_for(alice)
+    key = client.get("/crm/emails/new/").context["form"]["key"].value()
+    data = {"key": key, "to": "ada@northwind.example", "subject": "Offer", "body_text": "Hi"}
+
+    # Saved as a draft, then (the back button) sent from the same form: one email, the draft sent.
+    assert client.post("/crm/emails/new/", {**data, "draft": "1"}).status_code == 302
+    first = client.post("/crm/emails/new/", {**data, "subject": "Final offer", "send": "1"})
+    email = Email.objects.get()
+    assert (str(email.pk), email.subject, email.status) == (key, "Final offer", EmailStatus.PENDING_SEND)
+    assert first.url == f"/crm/emails/{email.pk}/"
+
+    # Sent again (a double click): refused in words, with the typed text kept; nothing changes.
+    again = client.post("/crm/emails/new/", {**data, "subject": "Changed", "send": "1"})
+    assert again.status_code == 200
+    assert again.context["form"].non_field_errors() == [
+        "This email is no longer a draft (it is “Pending send”): your changes were not saved. "
+        "Open the email to see where it is."
+    ]
+    assert again.context["form"]["subject"].value() == "Changed"
+    email.refresh_from_db()
+    assert (Email.objects.count(), email.subject, email.status) == (1, "Final offer", EmailStatus.PENDING_SEND)
+    assert len(events("email.send_requested")) == 1 and SyncRun.objects.count() == 1
+    # Another user's email id in the form is refused.
+    make_mailbox(org, bob, "bob@example.com", alice_mailbox.profile)
+    assert client_for(bob).post("/crm/emails/new/", {**data, "draft": "1"}).status_code == 403
+    assert Email.objects.get().subject == "Final offer"
+
+
+@pytest.mark.parametrize("status", [EmailStatus.PENDING_SEND, EmailStatus.SENT, EmailStatus.FAILED, "deleted"])
+def test_a_stale_draft_never_changes_or_resends_an_email_that_is_no_longer_a_draft(
+    org: Organization, alice: Any, alice_mailbox: Mailbox, status: str
+) -> None:
+    draft = make_email(org, alice, "Draft", direction="outgoing", status="draft", mailbox=alice_mailbox)
+    stale = Email.objects.get(pk=draft.pk)  # the form was opened on the draft
+    if status == "deleted":
+        draft.delete()
+    else:  # meanwhile another tab sent it, and the outgoing run got to it
+        Email.objects.filter(pk=draft.pk).update(status=status, sent_at=NOW)
+    stale.subject, stale.status = "Edited", EmailStatus.DRAFT
+
+    with pytest.raises(NotADraft, match="deleted" if status == "deleted" else "no longer a draft"):
+        save_outgoing(stale, Actor(user=alice), send=True)
+
+    current = Email.all_objects.get(pk=draft.pk)
+    assert current.subject == "Draft" and current.status == (EmailStatus.DRAFT if status == "deleted" else status)
+    assert not events("email.send_requested") and not SyncRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_draft_sent_from_two_tabs_at_once_is_sent_once(
+    org: Organization, alice: Any, alice_mailbox: Mailbox, rq_queues: str
+) -> None:
+    draft = make_email(org, alice, "Draft", direction="outgoing", status="draft", mailbox=alice_mailbox)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def submit(subject: str) -> None:
+        try:
+            stale = Email.objects.get(pk=draft.pk)
+            stale.subject = subject
+            barrier.wait()
+            save_outgoing(stale, Actor(user=alice), send=True)
+            outcomes.append("saved")
+        except NotADraft:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(subject,)) for subject in ("One", "Two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused", "saved"]
+    draft.refresh_from_db()
+    assert draft.status == EmailStatus.PENDING_SEND and draft.subject in ("One", "Two")
+    assert len(events("email.send_requested")) == 1 and SyncRun.objects.count() == 1
 
 
 # Track
