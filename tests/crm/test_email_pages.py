@@ -731,7 +731,12 @@ def test_delete_processed_applies_to_forward_mailboxes_only(
         delete_processed="on",
     )
     assert client.post("/mailboxes/new/", data).status_code == 302
-    assert Mailbox.objects.get().delete_processed is True
+    forward = Mailbox.objects.get()
+    assert forward.delete_processed is True
+    html = client.get(f"/mailboxes/{forward.pk}/").content.decode()
+    assert re.search(r"Delete messages after processing</dt>\s*<dd[^>]*>yes</dd>", html)
+    server_side = make_mailbox(org, alice, "alice@example.com", profile)
+    assert "Delete messages after processing" not in client.get(f"/mailboxes/{server_side.pk}/").content.decode()
 
 
 # Through the outgoing channel, against the Exchange simulator
