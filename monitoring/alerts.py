@@ -153,8 +153,8 @@ def raise_stalled(now: datetime) -> int:
 
 def flagged_profiles(profiles: Any, now: datetime) -> list[EmailServerProfile]:
     """The profiles over half of whose mailboxes failed within the hour (syncjobs.health), in one query."""
-    counted = with_failing_counts(profiles.filter(mailboxes__isnull=False).distinct(), now)
-    return [p for p in counted.filter(n_failing__gt=0) if is_failing(share(p.n_failing, p.n_mailboxes))]
+    counted = with_failing_counts(profiles, now).filter(n_failing__gt=0)
+    return [p for p in counted if is_failing(share(p.n_failing, p.n_mailboxes))]
 
 
 def raise_flagged(now: datetime) -> int:
