@@ -59,10 +59,23 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None
         time.sleep(0.02)
 
 
-def accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
-        return True
-    return False
+def greeting(port: int, tls: bool = False) -> bytes:
+    """What a server says first on the port (b"" when nothing answers)."""
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=2) as connection:
+        if tls:  # a readiness probe only: the tests check certificates through the portal's code
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            with context.wrap_socket(connection) as secure:
+                return _line(secure)
+        return _line(connection)
+    return b""
+
+
+def _line(connection: socket.socket) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) < 4096 and (chunk := connection.recv(4096)):
+        data += chunk
+    return data
 
 
 @dataclass(frozen=True)
@@ -123,7 +136,12 @@ class Dovecot:
         assert self.process is not None
         if self.process.poll() is not None:
             raise TimeoutError("Dovecot exited")  # a port taken meanwhile: try other ports
-        return all(accepts(port) for port in self.ports.values())
+        return all(self.banner.encode() in greeting(port, tls=name.endswith("s")) for name, port in self.ports.items())
+
+    @property
+    def banner(self) -> str:
+        """This Dovecot's greeting: on a port it wanted, another test run's server says otherwise."""
+        return f"Test Dovecot {self.root.name} ready."
 
     def _log_tail(self) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -160,6 +178,7 @@ ssl_key = <{root}/key.pem
 {dh}
 disable_plaintext_auth = no
 auth_failure_delay = 0
+login_greeting = {self.banner}
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
 mail_uid = mail
@@ -202,8 +221,19 @@ service pop3-login {{
 """
 
     def add_user(self, account: Account) -> None:
-        # A passwd-file per user: Dovecot rereads a changed file at most once a second.
-        (self.users / account.address).write_text(f"{account.address}:{{PLAIN}}{account.password}\n")
+        """A passwd-file per user, renamed into place whole: Dovecot rereads a changed file at most
+        once a second, so it must never see one half written."""
+        path = self.users / account.address
+        partial = path.with_name(f".{path.name}.new")
+        partial.write_text(f"{account.address}:{{PLAIN}}{account.password}\n")
+        partial.replace(path)
+
+    def can_log_in(self, account: Account) -> bool:
+        try:
+            with self.imap(account):
+                return True
+        except imaplib.IMAP4.error:
+            return False
 
     @contextlib.contextmanager
     def imap(self, account: Account) -> Iterator[imaplib.IMAP4]:
@@ -394,10 +424,11 @@ class MailServers:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def account(self, name: str = "user") -> Account:
-        """A fresh account, known to Dovecot and to the SMTP server."""
+        """A fresh account, known to Dovecot and to the SMTP server; returned once Dovecot lets it log in."""
         account = Account(f"{name}{next(_serial)}-{os.getpid()}@example.com", f"pw-{next(_serial)}")
         self.dovecot.add_user(account)
         self.smtp.users[account.address] = account.password
+        wait_until(lambda: self.dovecot.can_log_in(account), READY_SECONDS, f"Dovecot accepting {account.address}")
         return account
 
 

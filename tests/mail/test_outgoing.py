@@ -6,7 +6,6 @@ refused credentials: none sends an email twice or loses one.
 
 from __future__ import annotations
 
-import imaplib
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -30,7 +29,7 @@ from syncjobs.mail.transport import CRM_ID_HEADER
 from syncjobs.models import HEARTBEAT_STALE, ErrorKind, RunStatus, SyncRun, Trigger
 from syncjobs.scheduler import tick
 from tests.conftest import make_mailbox, make_profile
-from tests.mail.servers import HOST, Account, MailServers, wait_until
+from tests.mail.servers import HOST, Account, MailServers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -423,19 +422,8 @@ def test_an_outgoing_run_sends_and_refused_credentials_disable_the_channel(
 # SMTP (POP3/SMTP and IMAP/SMTP profiles) ------------------------------------------------------
 
 
-def _can_log_in(servers: MailServers, account: Account) -> bool:
-    try:
-        with servers.dovecot.imap(account):
-            return True
-    except imaplib.IMAP4.error:
-        return False
-
-
 def mail_mailbox(org: Any, user: Any, servers: MailServers, account: Account, kind: str, **fields: Any) -> Mailbox:
-    """A mailbox of the test servers' account, with its own credentials: SMTP, and Dovecot's IMAP or POP3.
-
-    Returned once Dovecot knows the account: it reads its passwd-file at most once a second."""
-    wait_until(lambda: _can_log_in(servers, account), 10, "Dovecot accepting the new account")
+    """A mailbox of the test servers' account, with its own credentials: SMTP, and Dovecot's IMAP or POP3."""
     profile = make_profile(
         org,
         kind,
