@@ -24,7 +24,7 @@ from django.utils.translation import override
 from mailboxes.models import EmailServerProfile, Mailbox, Role
 from monitoring.models import UNRESOLVED, Alert, AlertKind, AlertStatus
 from monitoring.states import MailboxState, in_state, stall_minutes
-from syncjobs.health import is_failing, share, with_failing_counts
+from syncjobs.health import failing_counts, is_failing, share
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +152,13 @@ def raise_stalled(now: datetime) -> int:
 
 
 def flagged_profiles(profiles: Any, now: datetime) -> list[EmailServerProfile]:
-    """The profiles over half of whose mailboxes failed within the hour (syncjobs.health), in one query."""
-    counted = with_failing_counts(profiles, now).filter(n_failing__gt=0)
-    return [p for p in counted if is_failing(share(p.n_failing, p.n_mailboxes))]
+    """The profiles over half of whose mailboxes failed within the hour (syncjobs.health), each with
+    ``n_failing`` and ``n_mailboxes``: three queries."""
+    counts = {pk: n for pk, n in failing_counts(profiles, now).items() if is_failing(share(*n))}
+    flagged = list(profiles.filter(pk__in=list(counts))) if counts else []
+    for profile in flagged:
+        profile.n_failing, profile.n_mailboxes = counts[profile.pk]
+    return flagged
 
 
 def raise_flagged(now: datetime) -> int:

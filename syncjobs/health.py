@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db.models import Count, Exists, IntegerField, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
 
 from mailboxes.models import EmailServerProfile, Mailbox
 from syncjobs.models import RunStatus, SyncRun
@@ -14,20 +14,27 @@ WINDOW = timedelta(hours=1)
 ALERT_SHARE = 0.5  # over half of the mailboxes
 
 
-def with_failing_counts(profiles: QuerySet[EmailServerProfile], now: datetime) -> QuerySet[EmailServerProfile]:
-    """The profiles annotated with ``n_mailboxes`` and ``n_failing`` (mailboxes with a failed run that
-    finished in the last hour), in the one query of the profiles, whatever their number."""
-    failed = SyncRun.objects.filter(
-        mailbox=OuterRef("pk"), status=RunStatus.FAILED, finished_at__gt=now - WINDOW, finished_at__lte=now
+def failing_counts(profiles: QuerySet[EmailServerProfile], now: datetime) -> dict[Any, tuple[int, int]]:
+    """{profile id: (its mailboxes with a failed run that finished in the last hour, its mailboxes)}
+    for those of the profiles with such a mailbox: two grouped queries, each read once, whatever the
+    number of profiles, mailboxes and runs."""
+    failing = dict(
+        SyncRun.objects.filter(
+            status=RunStatus.FAILED,
+            finished_at__gt=now - WINDOW,
+            finished_at__lte=now,
+            mailbox__profile__in=profiles,
+        )
+        .order_by()
+        .values_list("mailbox__profile")
+        .annotate(n=Count("mailbox", distinct=True))
     )
-
-    def count(mailboxes: QuerySet[Mailbox]) -> Coalesce:
-        counted = mailboxes.filter(profile=OuterRef("pk")).order_by().values("profile").annotate(n=Count("pk"))
-        return Coalesce(Subquery(counted.values("n"), output_field=IntegerField()), Value(0))
-
-    return profiles.annotate(
-        n_mailboxes=count(Mailbox.objects.all()), n_failing=count(Mailbox.objects.filter(Exists(failed)))
+    if not failing:
+        return {}
+    totals = dict(
+        Mailbox.objects.filter(profile__in=list(failing)).order_by().values_list("profile").annotate(n=Count("pk"))
     )
+    return {pk: (n, totals[pk]) for pk, n in failing.items()}
 
 
 def share(n_failing: int, n_mailboxes: int) -> float:
@@ -36,10 +43,8 @@ def share(n_failing: int, n_mailboxes: int) -> float:
 
 def failing_share(profile: EmailServerProfile, now: datetime) -> float:
     """The share (0–1) of the profile's mailboxes with a failed run that finished in the last hour."""
-    counted = with_failing_counts(EmailServerProfile.objects.filter(pk=profile.pk), now).values_list(
-        "n_failing", "n_mailboxes"
-    )
-    return share(*counted.first() or (0, 0))
+    counts = failing_counts(EmailServerProfile.objects.filter(pk=profile.pk), now)
+    return share(*counts.get(profile.pk, (0, 0)))
 
 
 def is_failing(share: float) -> bool:
