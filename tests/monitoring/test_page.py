@@ -289,3 +289,27 @@ def test_the_menu_links_the_page_for_administrators_only(admin: Any, approver: A
 def test_an_untested_mailbox_is_never_tested_not_failing(org: Any, profile: Any, now: datetime) -> None:
     queue_mailbox(org, profile, "untested", test_overall=TestStatus.NOT_RUN, consecutive_failures=3)
     assert count_by_state(Mailbox.objects.all(), now)["never_tested"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_state_follows_the_runs_of_a_mailbox_syncing_with_a_server(mailbox: Mailbox, sim: Any) -> None:
+    from tests.syncjobs.conftest import sync
+
+    def state() -> str:
+        counts = count_by_state(Mailbox.objects.all(), timezone.now())
+        [(found, n)] = [(s, n) for s, n in counts.items() if n]
+        return found
+
+    assert state() == "syncing"  # tested and enabled: the first run is to come
+    assert sync(mailbox).status == RunStatus.SUCCEEDED
+    assert state() == "syncing"
+    sim.control.add_fault("*", http_status=503)
+    assert sync(mailbox).error_kind == ErrorKind.TRANSIENT
+    assert state() == "failing"
+    sim.control.clear_faults()
+    assert sync(mailbox).status == RunStatus.SUCCEEDED
+    assert state() == "syncing"
+    mailbox.profile.password = "wrong"
+    mailbox.profile.save()
+    assert sync(mailbox).error_kind == ErrorKind.PERMANENT
+    assert state() == "failing"
