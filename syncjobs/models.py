@@ -244,7 +244,14 @@ class SyncRun(models.Model):
                 fields=["mailbox", "channel"], condition=models.Q(status="queued"), name="one_queued_run"
             ),
         ]
-        indexes = [models.Index(fields=["mailbox", "channel", "-queued_at"]), models.Index(fields=["status"])]
+        indexes = [
+            models.Index(fields=["mailbox", "channel", "-queued_at"]),
+            models.Index(fields=["status"]),
+            # Monitoring, /metrics and profile health read the runs that finished lately, and
+            # each mailbox's last finished run.
+            models.Index(fields=["finished_at"], name="syncrun_finished"),
+            models.Index(fields=["mailbox", "-finished_at"], name="syncrun_mailbox_finished"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.mailbox} {self.channel} {self.status}"
