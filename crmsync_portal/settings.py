@@ -253,30 +253,6 @@ PORTAL_URL = envstr("PORTAL_URL")
 # Where manage.py audit_prune writes the archives of the audit events it removes.
 AUDIT_ARCHIVE_DIR = Path(envstr("AUDIT_ARCHIVE_DIR", str(VAR_DIR / "audit-archive")))
 
-# Outgoing email: alerts (README: Monitoring and alerts), through Django's default mailer. With
-# no EMAIL_HOST the messages go to the console (the log) instead, and the monitoring page says so.
-_email_host = envstr("EMAIL_HOST")
-_email_ssl = envbool("EMAIL_USE_SSL", False)  # TLS from the start (usually port 465)
-_email_backend = envstr(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if _email_host else "django.core.mail.backends.console.EmailBackend",
-)
-MAILERS = {"default": {"BACKEND": _email_backend}}
-if _email_backend == "django.core.mail.backends.smtp.EmailBackend":
-    MAILERS["default"]["OPTIONS"] = {
-        "host": _email_host or "localhost",
-        "port": envint("EMAIL_PORT", 465 if _email_ssl else 587),
-        "username": envstr("EMAIL_HOST_USER"),
-        "password": envstr("EMAIL_HOST_PASSWORD"),
-        "use_ssl": _email_ssl,
-        "use_tls": envbool("EMAIL_USE_TLS", not _email_ssl),  # STARTTLS (usually port 587)
-        "timeout": envint("EMAIL_TIMEOUT", 30),
-    }
-DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "crm-sync-portal@localhost")
-SERVER_EMAIL = envstr("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
-# The address people open the portal at (https://crm-sync.example.com): alert emails link to it.
-PORTAL_URL = envstr("PORTAL_URL")
-
 # The client API (/api/v1/, README: Client API): JSON only, Bearer tokens, {"error": ...} errors.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["clients.api.auth.BearerTokenAuthentication"],
