@@ -291,7 +291,7 @@ CLIENT_API_OVERLAP_SECONDS = envint("CLIENT_API_OVERLAP_SECONDS", 60)
 # Email channels (syncjobs/mail): a larger message is recorded as ignored, not tracked; incoming
 # mailboxes are polled this often (seconds; 60 in development and the demo, 300 otherwise).
 EMAIL_MAX_BYTES = envint("EMAIL_MAX_BYTES", 25 * 1024 * 1024)
-EMAIL_POLL_INTERVAL = envint("EMAIL_POLL_INTERVAL", 60 if DEBUG else 300)
+EMAIL_POLL_INTERVAL = envint("EMAIL_POLL_INTERVAL", 30 if DEBUG else 300)
 
 LOGGING = {
     "version": 1,

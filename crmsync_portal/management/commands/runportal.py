@@ -262,7 +262,8 @@ class Command(BaseCommand):
     def _start_workers(self) -> None:
         self.procs.start("worker", manage("rqworker", *WORKER_ARGS))
         if SCHEDULER_COMMAND in get_commands():
-            self.procs.start("scheduler", manage(SCHEDULER_COMMAND))
+            # A pass every 15 s: mail dropped into a demo inbox is a CRM email within a minute.
+            self.procs.start("scheduler", manage(SCHEDULER_COMMAND, "--interval", "15"))
 
     def _print_summary(self, ports: dict[str, str], demo_output: str, no_demo: bool) -> None:
         host, port = ports["web"].rsplit(":", 1)
