@@ -47,6 +47,8 @@ ACTIONS = {
     "mailbox.channel_disabled": _("Channel disabled after a permanent error"),
     "mailbox.item_released": _("Quarantined item released"),
     "mailbox.conflict_resolved": _("Conflict resolved with the other side's values"),
+    "mailbox.folder_tracked": _("Folder tracked"),
+    "mailbox.folder_untracked": _("Folder no longer tracked"),
     # Alerts (monitoring.Alert), recorded on their mailbox or server profile
     "alert.acknowledged": _("Alert acknowledged"),
     "email.conversation_tracked": _("Conversation tracked"),

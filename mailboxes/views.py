@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from audit.log import Actor, record
 from audit.models import AuditEvent
+from crm.folders import mail_tracking
 from mailboxes import bulk
 from mailboxes.access import (
     ADMIN,
@@ -316,7 +317,7 @@ def mailbox_create(request: HttpRequest) -> HttpResponse:
 @role_required(*ADMIN)
 def mailbox_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     mailbox = get_mailbox_for_user(request, pk)
-    ctx = {**mailbox_sync_context(mailbox), "history": _history(mailbox)}
+    ctx = {**mailbox_sync_context(mailbox), **mail_tracking(mailbox, request.user), "history": _history(mailbox)}
     return render(request, "mailboxes/mailbox_detail.html", ctx)
 
 

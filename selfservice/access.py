@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from clients.models import ClientConflict
-from crm.models import SyncFilter
+from crm.models import SyncFilter, TrackedFolder
 from mailboxes.access import ADMIN, memberships, org_ids, role_required
 from mailboxes.models import Mailbox, Organization, OwnerType, Role
 from syncjobs.models import Conflict
@@ -93,3 +93,17 @@ def get_own_client_conflict(request: HttpRequest, pk: Any) -> ClientConflict:
     if conflict is None:
         raise Http404
     return conflict
+
+
+def get_own_folder(request: HttpRequest, pk: Any) -> TrackedFolder:
+    """A tracked folder of the person's own mailbox."""
+    folder = (
+        TrackedFolder.objects.select_related(
+            "mailbox__organization", "regarding_account", "regarding_contact", "regarding_lead"
+        )
+        .filter(pk=pk, mailbox__user_id=request.user.pk, mailbox__owner_type=OwnerType.USER)
+        .first()
+    )
+    if folder is None:
+        raise Http404
+    return folder

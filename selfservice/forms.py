@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from crm.filters import validate_rules
+from crm.folders import find_folder_record, record_choices, record_label
 from crm.models import FilterOperator, RecordType, SyncFilter
 from mailboxes.access import memberships
 from mailboxes.forms import FieldGroup, SecretFieldsMixin
@@ -22,6 +23,7 @@ from mailboxes.models import (
     Mailbox,
     Membership,
     Organization,
+    ProfileKind,
     Role,
     find_mapped,
 )
@@ -123,6 +125,57 @@ class TrackingRuleForm(forms.ModelForm):
         model = Mailbox
         fields = ["tracking_rule"]
         widgets = {"tracking_rule": forms.RadioSelect}
+
+
+class TrackedFolderForm(forms.Form):
+    """A folder under the person's Inbox and the record of their organization its emails regard.
+
+    The record: one of the accounts, contacts and leads of the mailbox's organization the person
+    may see; the select offers those matching ``search`` (crm.folders.record_choices).
+    """
+
+    folder_name = forms.CharField(
+        label=_("Folder"),
+        max_length=255,
+        help_text=_(
+            "The folder's name as your mail program shows it. Exchange: a folder directly under your "
+            "Inbox, e.g. Acme. IMAP: the folder's full name, e.g. Projects/Acme."
+        ),
+    )
+    regarding = forms.ChoiceField(
+        label=_("Regarding"),
+        help_text=_("Every email message in the folder is tracked regarding this record."),
+        error_messages={"invalid_choice": _("Choose one of the records of your organization that you may see.")},
+    )
+
+    def __init__(self, *args: Any, user: Any, mailbox: Mailbox, search: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user, self.mailbox = user, mailbox
+        groups, self.more = record_choices(user, mailbox.organization_id, search)
+        offered = {key for _label, options in groups for key, _name in options}
+        key = self.data.get("regarding", "") if self.is_bound else ""
+        if key not in offered and (chosen := find_folder_record(user, mailbox.organization_id, key)) is not None:
+            groups.insert(0, (_("Chosen"), [(key, record_label(chosen))]))
+        self.fields["regarding"].choices = [("", "---------"), *groups]
+        self.has_records = bool(groups)
+
+    def clean_folder_name(self) -> str:
+        name = self.cleaned_data["folder_name"].strip()
+        if name.lower() == "inbox":
+            raise ValidationError(_("The Inbox follows your tracking rule: choose a folder under it."))
+        profile = self.mailbox.profile
+        ews = profile is not None and profile.kind in (ProfileKind.EXCHANGE_ONPREM, ProfileKind.EXCHANGE_ONLINE)
+        if ews and "/" in name:
+            raise ValidationError(
+                _("Exchange tracks folders directly under your Inbox: enter the folder's name, without a path.")
+            )
+        return name
+
+    def clean_regarding(self) -> Any:
+        found = find_folder_record(self.user, self.mailbox.organization_id, self.cleaned_data["regarding"])
+        if found is None:
+            raise ValidationError(self.fields["regarding"].error_messages["invalid_choice"])
+        return found
 
 
 class MembershipChoiceField(forms.ModelChoiceField):

@@ -25,7 +25,16 @@ from clients.models import ClientConflict, ClientError, ConflictClosed, RecordGo
 from clients.models import ConflictStatus as ClientConflictStatus
 from crm.access import visible_records
 from crm.filters import DEFAULT_FILTERS, preview, reset_filters
-from crm.models import SYNCED_MODELS, FilterOperator, RecordType, SyncFilter
+from crm.folders import (
+    CHOICES_SHOWN,
+    folders_unsupported,
+    mail_tracking,
+    record_label,
+    track_folder,
+    tracked_folders_for,
+    untrack_folder,
+)
+from crm.models import SYNCED_MODELS, FilterOperator, RecordType, SyncFilter, TrackedFolder
 from mailboxes.access import ADMIN, org_ids
 from mailboxes.models import ApprovalStatus, Channel, Mailbox, OwnerType, TestStatus
 from selfservice.access import (
@@ -35,6 +44,7 @@ from selfservice.access import (
     get_filter_for_user,
     get_own_client_conflict,
     get_own_conflict,
+    get_own_folder,
     get_own_mailbox,
     member_organizations,
     member_required,
@@ -46,6 +56,7 @@ from selfservice.forms import (
     PreviewForm,
     ResetFiltersForm,
     SyncOrganizationForm,
+    TrackedFolderForm,
     TrackingRuleForm,
 )
 from selfservice.services import (
@@ -87,7 +98,8 @@ def my_mailbox(request: HttpRequest) -> HttpResponse:
         organization = setup_organization(request.user)
         ctx = {"subnav": "mailbox", "organization": organization, "setup_profile": setup_profile(organization)}
         return render(request, "selfservice/mailbox.html", ctx)
-    return render(request, "selfservice/mailbox.html", {"subnav": "mailbox", **_status(mailbox)})
+    ctx = {"subnav": "mailbox", **_status(mailbox), **mail_tracking(mailbox, request.user)}
+    return render(request, "selfservice/mailbox.html", ctx)
 
 
 @require_GET
@@ -178,6 +190,69 @@ def mailbox_edit(request: HttpRequest) -> HttpResponse:
             return redirect("my-mailbox")
     ctx = {"subnav": "mailbox", "form": form, "mailbox": mailbox, "editing": True}
     return render(request, "selfservice/mailbox_form.html", ctx)
+
+
+# My tracked folders ------------------------------------------------------------------------
+
+
+def _folders_page(request: HttpRequest, mailbox: Mailbox | None, form: TrackedFolderForm | None = None) -> HttpResponse:
+    ctx: dict[str, Any] = {
+        "subnav": "folders",
+        "mailbox": mailbox,
+        "limit": TrackedFolder.MAX_PER_MAILBOX,
+        "choices_shown": CHOICES_SHOWN,
+    }
+    if mailbox is not None:
+        search = (request.POST if form is not None else request.GET).get("q", "").strip()
+        folders = tracked_folders_for(mailbox, request.user)
+        ctx |= {
+            "folders": folders,
+            "full": len(folders) >= TrackedFolder.MAX_PER_MAILBOX,
+            "unsupported": folders_unsupported(mailbox),
+            "search": search,
+            "form": form or TrackedFolderForm(user=request.user, mailbox=mailbox, search=search),
+        }
+    return render(request, "selfservice/folders.html", ctx)
+
+
+@require_GET
+@member_required
+def folder_list(request: HttpRequest) -> HttpResponse:
+    return _folders_page(request, own_mailbox(request))
+
+
+@require_POST
+@member_required
+def folder_add(request: HttpRequest) -> HttpResponse:
+    mailbox = get_own_mailbox(request)
+    if reason := folders_unsupported(mailbox):
+        messages.error(request, reason)
+        return redirect("my-folders")
+    form = TrackedFolderForm(request.POST, user=request.user, mailbox=mailbox, search=request.POST.get("q", ""))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            folder = track_folder(mailbox, data["folder_name"], data["regarding"], Actor.from_request(request))
+        except ValidationError as error:
+            form.add_error(None, error)
+        else:
+            text = _("The folder “%(folder)s” is tracked regarding %(record)s. This takes effect at the next sync.")
+            messages.success(request, text % {"folder": folder.folder_name, "record": record_label(folder.regarding)})
+            return redirect("my-folders")
+    return _folders_page(request, mailbox, form)
+
+
+@member_required
+def folder_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks; POST stops tracking the folder."""
+    folder = get_own_folder(request, pk)
+    if request.method == "POST":
+        untrack_folder(folder, Actor.from_request(request))
+        text = _("The folder “%(folder)s” is no longer tracked. The emails tracked from it stay in the CRM.")
+        messages.success(request, text % {"folder": folder.folder_name})
+        return redirect("my-folders")
+    ctx = {"subnav": "folders", "folder": folder, "record": record_label(folder.regarding)}
+    return render(request, "selfservice/folder_remove.html", ctx)
 
 
 # My sync filters ---------------------------------------------------------------------------

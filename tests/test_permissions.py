@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from audit.log import Actor
 from audit.models import AuditEvent
 from clients.models import ClientConflict, ClientInstance
-from crm.models import Email, QueueItem, SyncFilter
+from crm.models import Email, QueueItem, SyncFilter, TrackedFolder
 from crm.views import KINDS
 from mailboxes.models import ApprovalStatus, EmailServerProfile, Mailbox, Organization
 from monitoring.models import Alert
@@ -175,6 +175,12 @@ EXPECTED.update({
     ("my-mailbox-edit", "POST"):              (LOGIN, HIDE , HIDE , OK   , DENY , HIDE , DENY , HIDE),
     ("my-mailbox-status", "GET"):             (LOGIN, HIDE , HIDE , OK   , DENY , HIDE , DENY , HIDE),
     ("my-mailbox-status", "POST"):            (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("my-folders", "GET"):                    (LOGIN, OK   , OK   , OK   , DENY , OK   , DENY , OK),
+    ("my-folders", "POST"):                   (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("my-folder-add", "GET"):                 (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
+    ("my-folder-add", "POST"):                (LOGIN, HIDE , HIDE , OK   , DENY , HIDE , DENY , HIDE),
+    ("my-folder-remove", "GET"):              (LOGIN, HIDE , HIDE , OK   , DENY , HIDE , DENY , HIDE),
+    ("my-folder-remove", "POST"):             (LOGIN, HIDE , HIDE , MOVED, DENY , HIDE , DENY , HIDE),
     ("my-filters", "GET"):                    (LOGIN, OK   , OK   , OK   , DENY , OK   , DENY , OK),
     ("my-filters", "POST"):                   (NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET, NOGET),
     ("my-filter-create", "GET"):              (LOGIN, OK   , OK   , OK   , DENY , OK   , DENY , OK),
@@ -290,6 +296,9 @@ def objects(
     request = desktop.request_promotion(Actor.system("tests"), "New computer")
     found["client-request"] = request
     found["my-filter"] = SyncFilter.objects.filter(user=alice, organization=org).first()
+    found["my-folder"] = TrackedFolder.objects.create(
+        mailbox=alice_mailbox, folder_name="Acme", regarding_contact=found["contact"]
+    )
     found["my-conflict"] = Conflict.objects.create(
         mailbox=alice_mailbox,
         record_type="contact",
@@ -327,6 +336,8 @@ def url_for(name: str, method: str, objects: dict[str, Any]) -> str:
         return reverse(name, args=["csv"])
     if name in ("my-filter-edit", "my-filter-activate", "my-filter-deactivate", "my-filter-delete"):
         return reverse(name, args=[objects["my-filter"].pk])
+    if name == "my-folder-remove":
+        return reverse(name, args=[objects["my-folder"].pk])
     if name.startswith("my-client-conflict-"):
         return reverse(name, args=[objects["my-client-conflict"].pk])
     if name.startswith("my-conflict-"):

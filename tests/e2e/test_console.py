@@ -39,10 +39,12 @@ from crm.models import (
     Email,
     EmailReceipt,
     EmailRecipient,
+    IgnoredMessage,
     Lead,
     Priority,
     QueueItem,
     Task,
+    TrackedFolder,
 )
 from crm.views import KINDS
 from mailboxes.models import Mailbox, OwnerType, TestStatus
@@ -246,7 +248,25 @@ def seed(org: Any, admin: Any, alice: Any) -> dict[str, Any]:
     )
     records = {"account": account, "contact": contact, "lead": lead, "appointment": appointment, "task": task}
     email = seed_emails(org, admin, alice, mailbox, queue, contact)
-    return {"profile": profile, "mailbox": mailbox, "queue": queue, "records": records, "email": email}
+    # The mailbox pages' tracked folder and ignored message (My tracked folders, My mailbox).
+    folder = TrackedFolder.objects.create(
+        mailbox=mailbox, folder_name="Northwind analytical engines", regarding_account=account
+    )
+    IgnoredMessage.objects.create(
+        mailbox=mailbox,
+        source_id="item-ignored",
+        message_id="<malformed-0123456789abcdef0123456789abcdef@mail.northwind.example>",
+        subject="Punched cards, version 2 (scanned)",
+        reason="The message is larger than the portal accepts (12.0 MB; at most 10.0 MB).",
+    )
+    return {
+        "profile": profile,
+        "mailbox": mailbox,
+        "queue": queue,
+        "records": records,
+        "email": email,
+        "folder": folder,
+    }
 
 
 def seed_emails(org: Any, admin: Any, alice: Any, mailbox: Mailbox, queue: Mailbox, contact: Any) -> Email:
@@ -366,6 +386,13 @@ def visits_for(role: str, data: dict[str, Any]) -> list[Visit]:
         ]
     return [
         Visit("home", "/"),
+        Visit("my-mailbox", "/me/mailbox/", heading="My mailbox"),
+        Visit("my-folders", "/me/folders/", heading="My tracked folders"),
+        Visit(
+            "my-folder-remove",
+            f"/me/folders/{data['folder'].pk}/remove/",
+            heading="Stop tracking the folder “Northwind analytical engines”",
+        ),
         *crm_visits(data["records"]),
         *email_visits(data),
         Visit("403", "/dashboard/", 403),
