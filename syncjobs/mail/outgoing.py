@@ -25,7 +25,6 @@ Sending is a system action: the email's status and reason are its record, not th
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from email.errors import MessageError
 from email.headerregistry import Address
@@ -49,14 +48,13 @@ from crm.models import (
 from mailboxes.models import Mailbox
 from syncjobs.engine import MAX_TRIES, backoff
 from syncjobs.errors import ItemError, PermanentError, TransientError
-from syncjobs.mail.parse import TOKEN_PREFIX
+from syncjobs.mail.parse import TOKEN_PREFIX, TOKEN_RE
 from syncjobs.mail.tracking import read_book
 from syncjobs.mail.transport import CRM_ID_HEADER, OutgoingTransport
 
 log = logging.getLogger(__name__)
 
 FIRST_TRACKING_NUMBER = 1001
-TOKEN_RE = re.compile(rf"\s*{re.escape(TOKEN_PREFIX)}\d+", re.IGNORECASE)
 MAY_HAVE_BEEN_SENT = (
     "An earlier attempt ended before its outcome was recorded, and the server cannot tell whether it sent "
     "the message: it may have been sent; check the recipient and resend."

@@ -28,6 +28,9 @@ from django.conf import settings
 # The first 22 bytes of a conversation index (Thread-Index) name the thread; each reply adds 5.
 THREAD_KEY_BYTES = 22
 TOKEN_PREFIX = "CRM:"
+# The tracking token in a subject: the prefix in any case and 1 to 18 ASCII digits (no other
+# digits: "²" or "٢" are no number); the blanks before it go with it when it is removed.
+TOKEN_RE = re.compile(rf"\s*{re.escape(TOKEN_PREFIX)}(\d{{1,18}})(?!\d)", re.IGNORECASE | re.ASCII)
 DAMAGE = ("MissingHeaderBodySeparatorDefect", "NoBoundaryInMultipartDefect", "StartBoundaryNotFoundDefect")
 ACTIVE = re.compile(r"<\s*(script|iframe|object|embed)\b|\son[a-z]+\s*=|javascript:", re.IGNORECASE)
 
@@ -274,15 +277,6 @@ def _forwarded(msg: EmailMessage) -> list[bytes]:
 
 
 def tracking_number(subject: str) -> int | None:
-    """The number of the tracking token ``CRM:<number>`` in a subject, if it has one."""
-    index = subject.upper().find(TOKEN_PREFIX)
-    while index != -1:
-        digits = ""
-        for ch in subject[index + len(TOKEN_PREFIX) :]:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if digits and len(digits) <= 18:
-            return int(digits)
-        index = subject.upper().find(TOKEN_PREFIX, index + 1)
-    return None
+    """The number of the first tracking token ``CRM:<number>`` in a subject, if it has one."""
+    found = TOKEN_RE.search(subject)
+    return int(found.group(1)) if found else None

@@ -164,6 +164,24 @@ def test_tracking_token_correlates(box: Any, org: Any, admin: Any, ann: Contact)
     assert email.tracked_by == TrackedBy.TRACKING_TOKEN and email.regarding_contact == ann
 
 
+def test_the_token_is_read_where_it_stands_after_letters_that_grow_in_upper_case(
+    box: Any, org: Any, admin: Any, ann: Contact
+) -> None:
+    box.tracking_rule = TrackingRule.REPLIES
+    crm_email(org, admin, message_id="<t@crm.example>", tracking_number=12345, regarding_contact=ann)
+    crm_email(org, admin, message_id="<u@crm.example>", tracking_number=2345)
+    email = track(box, fetched(mime(subject="Re: Maßnahme CRM:12345")))  # "ß" is "SS" in upper case
+    assert email.tracked_by == TrackedBy.TRACKING_TOKEN and email.regarding_contact == ann
+
+
+def test_a_token_of_other_digits_is_no_token_and_the_page_goes_on(box: Any, org: Any, admin: Any) -> None:
+    box.tracking_rule = TrackingRule.REPLIES
+    crm_email(org, admin, message_id="<t@crm.example>", tracking_number=2)
+    subjects = ["Re: CRM:\u00b2", "Re: CRM:\u0662", "CRM:2"]  # superscript two, Arabic-Indic two, two
+    outcomes = Tracker(box).track_batch([fetched(mime(subject=s)) for s in subjects])
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "tracked"]
+
+
 def test_in_reply_to_wins_over_the_token(box: Any, org: Any, admin: Any, ann: Contact) -> None:
     crm_email(org, admin, message_id="<a@crm.example>", regarding_contact=ann)
     crm_email(org, admin, message_id="<b@crm.example>", tracking_number=5)
