@@ -4,7 +4,8 @@
 be an email activity (empty, too large, no headers at all). Anything less serious is repaired
 and said in ``notes``: an unknown or wrong charset is decoded with replacement characters, HTML
 is sanitized with nh3 (scripts, event handlers and styles removed), a missing Message-ID is
-made from the message's content so that a replay finds the same one.
+made from the message's content so that a replay finds the same one (so is one the CRM cannot
+index: not ASCII, or longer than 250 characters).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from django.conf import settings
 
 # The first 22 bytes of a conversation index (Thread-Index) name the thread; each reply adds 5.
 THREAD_KEY_BYTES = 22
+# A Message-ID longer than this, or not ASCII, is replaced by one made from the content: the
+# unique index on Email.message_id must take it (PostgreSQL's btree refuses entries over 2,704 bytes).
+MAX_MESSAGE_ID = 250
 TOKEN_PREFIX = "CRM:"
 # The tracking token in a subject: the prefix in any case and 1 to 18 ASCII digits (no other
 # digits: "²" or "٢" are no number); the blanks before it go with it when it is removed.
@@ -110,7 +114,12 @@ def _parse(msg: EmailMessage, raw: bytes) -> Parsed:
     message_id = _message_id(msg["Message-ID"])
     if not message_id:
         message_id = f"<{hashlib.sha256(raw).hexdigest()[:40]}@crmsync.invalid>"
-        notes.append("The message has no Message-ID; one was made from its content.")
+        notes.append(
+            "The message has no Message-ID; one was made from its content."
+            if msg["Message-ID"] is None
+            else f"The message's Message-ID is not plain ASCII of at most {MAX_MESSAGE_ID} characters; "
+            "one was made from its content."
+        )
     senders = _addresses(msg, "From") or _addresses(msg, "Sender")
     text, html_body = _bodies(msg, notes)
     return Parsed(
@@ -159,8 +168,9 @@ def _ids(value: object) -> list[str]:
 
 
 def _message_id(value: object) -> str:
+    """The header's first id if the CRM can index it (ASCII, at most ``MAX_MESSAGE_ID`` characters), else ""."""
     ids = _ids(value)
-    return ids[0][:998] if ids else ""
+    return ids[0] if ids and ids[0].isascii() and len(ids[0]) <= MAX_MESSAGE_ID else ""
 
 
 def _addresses(msg: Message, name: str) -> list[Address]:

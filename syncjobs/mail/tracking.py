@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import DataError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 TRACKED, EXISTING, SKIPPED, IGNORED = "tracked", "existing", "skipped", "ignored"
 REGARDING = ("regarding_account_id", "regarding_contact_id", "regarding_lead_id", "regarding_appointment_id")
+# SQLSTATE classes of database errors that pass (see ``_passing``).
+PASSING_SQLSTATES = ("08", "40", "53", "57", "55P03")
 CORRELATION_FIELDS = ("id", "message_id", "tracking_number", "conversation_id", "deleted_at", *REGARDING)
 
 
@@ -191,7 +193,9 @@ class Tracker:
 
     def track_batch(self, messages: Iterable[Fetched]) -> list[Outcome]:
         """Each message's outcome, in order. Each tracked message is stored in its own transaction:
-        a crash leaves the stored ones stored and a replay adds nothing twice."""
+        a crash leaves the stored ones stored and a replay adds nothing twice. A message the
+        database refuses becomes an IgnoredMessage; only an error that passes (a lost connection,
+        a deadlock) fails the page."""
         parsed: list[tuple[Fetched, Parsed | Outcome]] = [(f, self._parse(f)) for f in messages]
         good = [(f, p) for f, p in parsed if isinstance(p, Parsed)]
         page = self._read_page([p for _, p in good], {_key(f, p) for f, p in good} - {""})
@@ -200,7 +204,11 @@ class Tracker:
             if isinstance(p, Parsed):
                 try:
                     p = self._track_one(page, fetched, p)
-                except DataError as error:  # a value the database refuses: recorded, the others go on
+                except DatabaseError as error:
+                    if _passing(error):
+                        raise  # the run fails and is retried: the message is not the cause
+                    # A message the database refuses (its writes were undone with their atomic
+                    # block): recorded with the reason, the others go on.
                     self.ignore(fetched, f"The database refused the message: {error}", p)
                     p = Outcome(IGNORED, reason=str(error))
             outcomes.append(p)
@@ -378,7 +386,8 @@ class Tracker:
             # mailbox's): the receipt keeps the real one.
             if fetched.source_id and receipt.source_id != fetched.source_id[:512]:
                 receipt.source_id, receipt.folder = fetched.source_id[:512], fetched.folder[:255]
-                receipt.save(update_fields=["source_id", "folder"])
+                with transaction.atomic():
+                    receipt.save(update_fields=["source_id", "folder"])
             return Outcome(EXISTING, email, "the CRM has this message already")
         with transaction.atomic():
             receipt, _ = EmailReceipt.objects.get_or_create(
@@ -399,6 +408,13 @@ class Tracker:
                 QueueItem.objects.get_or_create(queue=self.mailbox, email=email)
         page.receipts[email.pk] = receipt
         return Outcome(EXISTING, email, "the CRM had this message from another mailbox")
+
+
+def _passing(error: DatabaseError) -> bool:
+    """Whether a database error is one that passes (connection, deadlock or serialization failure,
+    resources, shutdown, lock wait; SQLite's locked database) rather than one the message causes."""
+    state = getattr(error.__cause__, "sqlstate", None) or ""
+    return state.startswith(PASSING_SQLSTATES) if state else isinstance(error, OperationalError)
 
 
 def _key(fetched: Fetched, parsed: Parsed) -> str:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -374,6 +376,65 @@ def test_a_message_without_message_id_is_tracked_once(box: Any) -> None:
     first = track(box, fetched(raw, source_id="1"))
     assert first.message_id.endswith("@crmsync.invalid>")
     assert track(box, fetched(raw, source_id="1")).pk == first.pk
+
+
+def test_a_long_non_ascii_message_id_is_replaced_by_one_made_from_the_content(box: Any) -> None:
+    # 990 different CJK characters, about 2,974 bytes: more than an index entry may hold.
+    long_id = "<" + "".join(chr(0x4E00 + i * 7919 % 20000) for i in range(990)) + "@x>"
+    raw = mime(message_id=long_id, subject="Long id")
+    first = track(box, fetched(raw, source_id="1"))
+    assert first is not None and first.message_id.endswith("@crmsync.invalid>")
+    assert "Message-ID" in first.status_reason
+    assert track(box, fetched(raw, source_id="1")).pk == first.pk  # a replay finds the same email
+    plain = track(box, fetched(mime(message_id="<" + "a" * 300 + "@x>")))  # ASCII, but too long
+    assert plain.message_id.endswith("@crmsync.invalid>") and Email.objects.count() == 2
+
+
+@contextmanager
+def refusing(condition: str = "program_limit_exceeded") -> Iterator[None]:
+    """A database that refuses to store emails with the subject "Refused" (a real database error;
+    on PostgreSQL with the given condition, on SQLite as a constraint)."""
+    postgres = connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        if postgres:
+            cursor.execute(
+                "CREATE FUNCTION refuse_email() RETURNS trigger AS $$ BEGIN IF NEW.subject = 'Refused' THEN "
+                f"RAISE EXCEPTION 'index row too large' USING ERRCODE = '{condition}'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_email BEFORE INSERT ON crm_email FOR EACH ROW EXECUTE FUNCTION refuse_email()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER refuse_email BEFORE INSERT ON crm_email WHEN NEW.subject = 'Refused' "
+                "BEGIN SELECT RAISE(ABORT, 'index row too large'); END"
+            )
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse_email ON crm_email" if postgres else "DROP TRIGGER refuse_email")
+            if postgres:
+                cursor.execute("DROP FUNCTION refuse_email()")
+
+
+def test_a_message_the_database_refuses_is_recorded_and_the_page_goes_on(box: Any) -> None:
+    batch = [fetched(mime(subject="Before")), fetched(mime(subject="Refused"), source_id="bad"), fetched(mime())]
+    with refusing():
+        outcomes = Tracker(box).track_batch(batch)
+    assert [o.status for o in outcomes] == ["tracked", "ignored", "tracked"]
+    ignored = IgnoredMessage.objects.get()
+    assert ignored.source_id == "bad" and "index row too large" in ignored.reason and ignored.subject == "Refused"
+    assert Email.objects.count() == 2
+
+
+def test_a_database_error_that_passes_fails_the_page_and_ignores_nothing(box: Any) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite raises no deadlock")
+    with refusing("deadlock_detected"), pytest.raises(OperationalError):
+        Tracker(box).track_batch([fetched(mime(subject="Refused"))])
+    assert not IgnoredMessage.objects.exists()
 
 
 # Queries ---------------------------------------------------------------------------------------
