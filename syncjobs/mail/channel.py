@@ -11,7 +11,8 @@ like an ACT run. What differs:
 2. **Outgoing**: ``outgoing.send_pending`` sends the mailbox's due emails, each once.
 3. **Errors**: transient ones fail the run and the scheduler retries after a back-off; after
    ``MAX_TRIES`` failed runs in a row, or at once for a permanent error, the channel is disabled
-   with the reason (``engine._disable``, as for ACT) until Test & Enable passes again.
+   with the reason (``engine._disable``, as for ACT) until Test & Enable passes again; the runs
+   before the mailbox's last Test & Enable do not count.
 4. **Schedule**: the mailbox's ``next_sync_at``, ``last_success_at`` and ``consecutive_failures``
    belong to ACT and are left alone; an email channel's schedule is read from its own runs
    (``due``): incoming every ``EMAIL_POLL_INTERVAL`` seconds after its last run, outgoing whenever
@@ -213,13 +214,13 @@ def finish(
 
 
 def _failures_in_a_row(run: SyncRun) -> int:
-    """How many runs of the channel failed since its last success, this one not counted."""
-    statuses = (
-        SyncRun.objects.filter(mailbox_id=run.mailbox_id, channel=run.channel, finished_at__isnull=False)
-        .exclude(pk=run.pk)
-        .order_by("-finished_at")
-        .values_list("status", flat=True)[:MAX_TRIES]
-    )
+    """How many runs of the channel failed since its last success, this one not counted; a Test &
+    Enable starts the count again (the runs before the mailbox's last test do not count)."""
+    runs = SyncRun.objects.filter(mailbox_id=run.mailbox_id, channel=run.channel, finished_at__isnull=False)
+    tested_at = Mailbox.objects.filter(pk=run.mailbox_id).values_list("tested_at", flat=True).first()
+    if tested_at is not None:
+        runs = runs.filter(finished_at__gt=tested_at)
+    statuses = runs.exclude(pk=run.pk).order_by("-finished_at").values_list("status", flat=True)[:MAX_TRIES]
     n = 0
     for status in statuses:
         if status != RunStatus.FAILED:

@@ -15,12 +15,13 @@ from crm.models import Contact, Email, EmailReceipt, IgnoredMessage, QueueItem, 
 from ewsim.testing import RunningSimulator, running_simulator
 from mailboxes.models import Channel, Mailbox, OwnerType, TestStatus, TrackingRule
 from syncjobs.engine import run_sync
-from syncjobs.jobs import enqueue_sync
+from syncjobs.jobs import enqueue_sync, enqueue_test
 from syncjobs.mail import channel
 from syncjobs.mail.ews import EwsIncoming
 from syncjobs.mail.tracking import Tracker
 from syncjobs.models import ErrorKind, FolderState, RunStatus, SyncRun, Trigger
 from syncjobs.scheduler import tick
+from syncjobs.testenable import run_test
 from tests.conftest import make_mailbox, make_profile
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -308,6 +309,21 @@ def test_ten_transient_failures_in_a_row_disable_the_channel(sim: RunningSimulat
     assert last.error_kind == ErrorKind.PERMANENT and "10 times" in last.error
     box.refresh_from_db()
     assert not box.enabled_incoming
+
+
+def test_test_and_enable_starts_the_failure_count_again(sim: RunningSimulator, box: Mailbox, system: Any) -> None:
+    sim.control.add_fault("SyncFolderItems", count=10, error="ErrorServerBusy")
+    for _ in range(10):
+        last = run(box)
+    assert last.error_kind == ErrorKind.PERMANENT
+    test = run_test(enqueue_test(box, system).pk)
+    box.refresh_from_db()
+    assert box.enabled_incoming, test.results
+    sim.control.add_fault("SyncFolderItems", count=1, error="ErrorServerBusy")
+    busy = run(box)  # one busy server after the test passed is one failure, not the eleventh
+    assert busy.error_kind == ErrorKind.TRANSIENT and "times in a row" not in busy.error
+    box.refresh_from_db()
+    assert box.enabled_incoming
 
 
 # The schedule --------------------------------------------------------------------------------
