@@ -251,7 +251,10 @@ class Tracker:
         if numbers:
             page.by_number = {e.tracking_number: e for e in candidates.filter(tracking_number__in=numbers)}
         if threads:
-            for found in candidates.filter(conversation_id__in=threads).order_by("created_at"):
+            # A thread's oldest live email: a deleted one must not stand for the thread (while the
+            # Message-ID lookup above keeps deleted emails, so that they are not tracked again).
+            live = candidates.filter(conversation_id__in=threads, deleted_at__isnull=True)
+            for found in live.order_by("created_at"):
                 page.by_thread.setdefault(found.conversation_id, found)
         own_ids = {m.message_id for m in messages}
         own = [e.pk for mid, e in page.by_message_id.items() if mid in own_ids]

@@ -199,6 +199,22 @@ def test_conversation_index_correlates_by_its_first_22_bytes(box: Any, org: Any,
     assert email.tracked_by == TrackedBy.CONVERSATION_INDEX and email.regarding_contact == ann
 
 
+def test_a_deleted_email_does_not_hide_its_thread(box: Any, org: Any, admin: Any, ann: Contact) -> None:
+    box.tracking_rule = TrackingRule.REPLIES
+    thread = os.urandom(22)
+    crm_email(org, admin, message_id="<old@crm.example>", conversation_id=thread.hex()).delete()
+    crm_email(org, admin, message_id="<new@crm.example>", conversation_id=thread.hex(), regarding_contact=ann)
+    email = track(box, fetched(mime(), conversation_index=thread + os.urandom(5)))
+    assert email is not None and email.tracked_by == TrackedBy.CONVERSATION_INDEX and email.regarding_contact == ann
+
+
+def test_a_deleted_email_is_not_tracked_again(box: Any) -> None:
+    raw = mime(message_id="<gone@x>")
+    track(box, fetched(raw)).delete()
+    assert track(box, fetched(raw)) is not None  # its receipt: the message is known
+    assert Email.all_objects.count() == 1 and not Email.objects.exists()
+
+
 def test_thread_index_header_correlates_like_the_conversation_index(box: Any, org: Any, admin: Any) -> None:
     box.tracking_rule = TrackingRule.REPLIES
     thread = os.urandom(22)
