@@ -562,6 +562,9 @@ class TrackedFolder(models.Model):
     regarding_contact = models.ForeignKey(Contact, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     regarding_lead = models.ForeignKey(Lead, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     sync_state = models.TextField(blank=True)
+    # Why the last incoming run could not read the folder ("" when it could): the Inbox and the
+    # other folders go on, and the folder is looked for by name again (syncjobs/mail/channel.py).
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
         constraints = [

@@ -7,7 +7,10 @@ like an ACT run. What differs:
    stored state, track them (``Tracker.track_batch``; a forward mailbox hands each message to
    ``forward.process_forwarded``), and only then store the new state: in ``FolderState`` row
    "email:inbox", or the tracked folder's ``sync_state``. A crash between fetching and storing
-   replays the page, and the Message-ID and receipt rules make the replay add nothing.
+   replays the page, and the Message-ID and receipt rules make the replay add nothing. A tracked
+   folder's error (renamed or deleted on the server) is the folder's own: kept in its
+   ``last_error``, said in the run's error text (the run "partly succeeded"), and the folder is
+   looked for by name again next time; the Inbox and the other folders go on.
 2. **Outgoing**: ``outgoing.send_pending`` sends the mailbox's due emails, each once.
 3. **Errors**: transient ones fail the run and the scheduler retries after a back-off; after
    ``MAX_TRIES`` failed runs in a row, or at once for a permanent error, the channel is disabled
@@ -46,7 +49,7 @@ from mailboxes.models import (
     TestStatus,
 )
 from syncjobs.engine import MAX_TRIES, Heartbeat, _disable, backoff
-from syncjobs.errors import InvalidSyncState, PermanentError, TransientError
+from syncjobs.errors import InvalidSyncState, PermanentError, SyncError, TransientError
 from syncjobs.jobs import enqueue_sync
 from syncjobs.mail.tracking import IGNORED, TRACKED, Tracker
 from syncjobs.mail.transport import IncomingTransport, incoming_for, outgoing_for
@@ -72,10 +75,11 @@ def poll_interval() -> timedelta:
 def run_mail(run: SyncRun) -> SyncRun:
     """Do a claimed email run and close it (see the module's docstring)."""
     counts: Counter[str] = Counter()
+    notes: list[str] = []  # what went wrong without failing the run (a tracked folder)
     with Heartbeat(run.pk):
         try:
             if run.channel == Channel.INCOMING:
-                incoming(run.mailbox, counts)
+                incoming(run.mailbox, counts, notes)
             else:
                 outgoing(run, counts)
         except TransientError as error:
@@ -87,24 +91,52 @@ def run_mail(run: SyncRun) -> SyncRun:
             message = f"Internal error: {type(error).__name__}: {error}"
             finish(run, RunStatus.FAILED, counts, message, ErrorKind.TRANSIENT)
         else:
-            failed = counts.get("failed", 0)
-            note = f"{failed} email(s) failed; see their status on the email pages." if failed else ""
-            finish(run, RunStatus.PARTIAL if failed else RunStatus.SUCCEEDED, counts, note)
+            if failed := counts.get("failed", 0):
+                notes.append(f"{failed} email(s) failed; see their status on the email pages.")
+            finish(run, RunStatus.PARTIAL if notes else RunStatus.SUCCEEDED, counts, " ".join(notes))
     return run
 
 
-def incoming(mailbox: Mailbox, counts: Counter[str]) -> None:
+def incoming(mailbox: Mailbox, counts: Counter[str], notes: list[str]) -> None:
+    """Poll the Inbox, then each tracked folder; a folder's failure is noted in ``notes`` and on the
+    folder (``_poll_folder``), while an error of the Inbox fails the run."""
     transport = incoming_for(mailbox)
     try:
         forward = mailbox.incoming_method == IncomingMethod.FORWARD_MAILBOX
         tracker = None if forward else Tracker(mailbox)
         inbox, _ = FolderState.objects.get_or_create(mailbox=mailbox, folder=INBOX_STATE)
         _poll(transport, "inbox", inbox.sync_state, tracker, mailbox, counts, lambda state: _keep_inbox(inbox, state))
-        if not forward:
-            for folder in _tracked_folders(mailbox, transport):
-                _poll(transport, folder.folder_id, folder.sync_state, tracker, mailbox, counts, _keeper(folder))
+        if not forward and mailbox.profile.kind != ProfileKind.POP3_SMTP:  # POP3 has the Inbox only
+            folders = TrackedFolder.objects.filter(mailbox=mailbox).order_by("pk")[: TrackedFolder.MAX_PER_MAILBOX]
+            for folder in folders:
+                if problem := _poll_folder(transport, folder, tracker, mailbox, counts):
+                    notes.append(f"Tracked folder “{folder.folder_name}”: {problem}")
     finally:
         transport.close()
+
+
+def _poll_folder(
+    transport: IncomingTransport, folder: TrackedFolder, tracker: Tracker | None, mailbox: Mailbox, counts: Counter[str]
+) -> str:
+    """Poll one tracked folder; what went wrong in words, "" when nothing did.
+
+    A folder's error (renamed or deleted on the server, access refused, ...) is its own: it is kept
+    in the folder's ``last_error`` and its id is cleared, so that the next run looks for the folder
+    by name again; the Inbox and the other folders go on. A folder not (yet) on the server is skipped.
+    """
+    try:
+        if not _resolve(folder, transport, mailbox.profile.kind):
+            return ""
+        _poll(transport, folder.folder_id, folder.sync_state, tracker, mailbox, counts, _keeper(folder))
+    except SyncError as error:
+        log.warning("Tracked folder %s / %s failed: %s", mailbox, folder.folder_name, error)
+        folder.folder_id, folder.last_error = "", str(error)
+        folder.save(update_fields=["folder_id", "last_error"])
+        return str(error)
+    if folder.last_error:
+        folder.last_error = ""
+        folder.save(update_fields=["last_error"])
+    return ""
 
 
 def _poll(
@@ -155,25 +187,18 @@ def _keeper(folder: TrackedFolder) -> Any:
     return keep
 
 
-def _tracked_folders(mailbox: Mailbox, transport: Any) -> list[TrackedFolder]:
-    """The mailbox's tracked folders that the server can be asked about, with their ids.
+def _resolve(folder: TrackedFolder, transport: Any, kind: str) -> bool:
+    """Whether the server can be asked about the folder, its id found first if it has none.
 
-    EWS finds a folder's id by its name under the Inbox (once); IMAP addresses folders by name;
-    POP3 has the Inbox only.
+    EWS finds a folder's id by its name under the Inbox (once); IMAP addresses folders by name.
     """
-    kind = mailbox.profile.kind
-    if kind == ProfileKind.POP3_SMTP:
-        return []
-    found = []
-    for folder in TrackedFolder.objects.filter(mailbox=mailbox).order_by("pk")[: TrackedFolder.MAX_PER_MAILBOX]:
+    if not folder.folder_id:
+        folder.folder_id = transport.folder_id(folder.folder_name) if hasattr(transport, "folder_id") else ""
+        folder.folder_id = folder.folder_id or (folder.folder_name if kind == ProfileKind.IMAP_SMTP else "")
         if not folder.folder_id:
-            folder.folder_id = transport.folder_id(folder.folder_name) if hasattr(transport, "folder_id") else ""
-            folder.folder_id = folder.folder_id or (folder.folder_name if kind == ProfileKind.IMAP_SMTP else "")
-            if not folder.folder_id:
-                continue  # not (yet) on the server
-            folder.save(update_fields=["folder_id"])
-        found.append(folder)
-    return found
+            return False  # not (yet) on the server
+        folder.save(update_fields=["folder_id"])
+    return True
 
 
 def outgoing(run: SyncRun, counts: Counter[str]) -> None:

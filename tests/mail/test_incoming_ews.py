@@ -250,6 +250,43 @@ def test_a_tracked_folder_under_the_inbox_regards_its_record(sim: RunningSimulat
     assert folder.folder_id and folder.sync_state
 
 
+def test_a_deleted_tracked_folder_is_noted_and_the_inbox_is_still_tracked(
+    sim: RunningSimulator, box: Mailbox, ann: Contact
+) -> None:
+    backend = EwsIncoming(box)
+    try:
+        Folder(parent=backend.account.inbox, name="Ann Lee").save()
+    finally:
+        backend.close()
+    TrackedFolder.objects.create(mailbox=box, folder_name="Ann Lee", regarding_contact=ann)
+    assert run(box).status == RunStatus.SUCCEEDED
+    backend = EwsIncoming(box)
+    try:
+        [gone] = [f for f in backend.account.inbox.children if f.name == "Ann Lee"]
+        gone.delete()  # the user deleted (or renamed) it in Outlook
+    finally:
+        backend.close()
+    sim.control.add_mime(ALICE, "inbox", raw(1))
+    done = run(box)
+    assert (done.status, done.counts) == (RunStatus.PARTIAL, {"tracked": 1})
+    assert "Ann Lee" in done.error
+    folder = TrackedFolder.objects.get()
+    assert folder.last_error and not folder.folder_id  # looked for by name again at the next run
+    box.refresh_from_db()
+    assert box.enabled_incoming
+    assert run(box).status == RunStatus.SUCCEEDED  # not (yet) there again: nothing to poll
+    backend = EwsIncoming(box)
+    try:
+        Folder(parent=backend.account.inbox, name="Ann Lee").save()  # back
+    finally:
+        backend.close()
+    sim.control.add_mime(ALICE, "Ann Lee", raw(2, sender="someone@else.example"))
+    again = run(box)
+    assert (again.status, again.counts) == (RunStatus.SUCCEEDED, {"tracked": 1}), again.error
+    folder.refresh_from_db()
+    assert folder.folder_id and not folder.last_error
+
+
 def test_old_and_oversized_messages_are_not_downloaded(
     sim: RunningSimulator, box: Mailbox, ann: Contact, settings: Any
 ) -> None:
