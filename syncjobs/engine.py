@@ -121,7 +121,7 @@ def recover_stale(now: datetime | None = None, **filters: Any) -> list[SyncRun]:
 
 def claim(run_id: Any) -> SyncRun | None:
     """Take a queued run: None when another worker has it, another run of the pair is running,
-    or the profile's connection limit is reached (then the run is delivered again later)."""
+    or the profile's connection limit is reached (in these two cases the run is delivered again later)."""
     related = ("mailbox__profile", "mailbox__organization", "mailbox__user")
     run = SyncRun.objects.select_related(*related).filter(pk=run_id).first()
     if run is None or run.status != RunStatus.QUEUED:
@@ -140,7 +140,11 @@ def claim(run_id: Any) -> SyncRun | None:
                 status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker_name()
             )
     except IntegrityError:
-        return None  # another run of this mailbox and channel is running
+        # Another run of this mailbox and channel is running ("Sync now" during a poll, a second
+        # email to send): this one is delivered again a little later, not left for the scheduler's
+        # redelivery.
+        requeue(run, PROFILE_BUSY_DELAY)
+        return None
     if changed != 1:
         return None
     run.status, run.started_at, run.heartbeat_at = RunStatus.RUNNING, now, now

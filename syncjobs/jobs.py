@@ -13,6 +13,7 @@ from typing import Any
 
 import django_rq
 from django.db import IntegrityError, transaction
+from rq import get_current_job
 
 from audit.log import Actor, record
 from mailboxes.models import Channel, Mailbox
@@ -24,11 +25,11 @@ SYNC_QUEUE = "sync"
 TEST_QUEUE = "default"
 
 
-def _enqueue(queue: str, func: Any, object_id: Any, delay: timedelta | None = None) -> None:
+def _enqueue(queue: str, func: Any, object_id: Any, delay: timedelta | None = None, job_id: str = "") -> None:
     def send() -> None:
         q = django_rq.get_queue(queue)
         # The row holds the outcome: RQ keeps no result, and the id is free again at once.
-        options = {"job_id": f"{func.__name__}-{object_id}", "result_ttl": 0}
+        options = {"job_id": job_id or f"{func.__name__}-{object_id}", "result_ttl": 0}
         if delay:  # needs a worker started --with-scheduler
             q.enqueue_in(delay, func, str(object_id), **options)
         else:
@@ -71,8 +72,17 @@ def enqueue_sync(
 
 
 def requeue(run: SyncRun, delay: timedelta) -> None:
-    """Deliver a queued run again later (the profile's connections are all in use)."""
-    _enqueue(SYNC_QUEUE, sync_job, run.pk, delay)
+    """Deliver a queued run again later (the profile's connections are all in use, another run of
+    its mailbox and channel is running, or its delivery was lost).
+
+    A job cannot deliver its run again under its own id: when it ends, the worker deletes the job
+    of that id, the new delivery with it. From its own job, a run is delivered under its other id.
+    """
+    job_id = f"{sync_job.__name__}-{run.pk}"
+    current = get_current_job()
+    if current is not None and current.id == job_id:
+        job_id += "-again"
+    _enqueue(SYNC_QUEUE, sync_job, run.pk, delay, job_id)
 
 
 def enqueue_test(mailbox: Mailbox, actor: Actor) -> TestRun:

@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import django_rq
 import pytest
 from django.utils import timezone
 from exchangelib import Folder
+from rq import SimpleWorker
+from rq.scheduler import RQScheduler
 
 from crm.models import Contact, Email, EmailReceipt, IgnoredMessage, QueueItem, TrackedBy, TrackedFolder
 from ewsim.testing import RunningSimulator, running_simulator
@@ -378,6 +381,32 @@ def test_the_scheduler_polls_incoming_mailboxes_every_interval(
     run_sync(queued.pk)
     assert box not in channel.due(Channel.INCOMING, timezone.now())
     assert box in channel.due(Channel.INCOMING, timezone.now() + timedelta(seconds=300))
+
+
+def test_sync_now_during_a_poll_runs_once_the_poll_is_done(sim: RunningSimulator, box: Mailbox, ann: Contact) -> None:
+    queue = django_rq.get_queue("sync")
+    now = timezone.now()
+    polling = SyncRun.objects.create(
+        mailbox=box, channel=Channel.INCOMING, status=RunStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    sim.control.add_mime(ALICE, "inbox", raw(1))
+    asked = enqueue_sync(box, Channel.INCOMING, Trigger.MANUAL)  # "Sync now" while the poll runs
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    asked.refresh_from_db()
+    assert asked.status == RunStatus.QUEUED  # the poll holds the mailbox: delivered again a little later
+    registry = queue.scheduled_job_registry
+    [job_id] = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id) > timezone.now()
+    polling.status, polling.finished_at = RunStatus.SUCCEEDED, timezone.now()
+    polling.save()
+    registry.connection.zadd(registry.key, {job_id: 0})  # its time has come
+    scheduler = RQScheduler([queue], connection=queue.connection)
+    scheduler.prepare_registries([queue.name])
+    scheduler.enqueue_scheduled_jobs()  # what a worker started --with-scheduler does
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+    asked.refresh_from_db()
+    assert asked.status == RunStatus.SUCCEEDED, asked.error
+    assert Email.objects.get().subject == "Message 1"
 
 
 def test_a_failed_run_is_retried_after_its_back_off(sim: RunningSimulator, box: Mailbox) -> None:
