@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.csp import CSP
@@ -260,7 +260,7 @@ def _submitted_before(request: HttpRequest, email: Email, key: uuid.UUID) -> Ema
         email.pk = key
         return email
     if saved.owner_id != request.user.pk:
-        raise PermissionDenied
+        raise Http404  # another user's email: its existence is not revealed
     return saved
 
 
@@ -326,6 +326,8 @@ def email_track(request: HttpRequest, pk: Any) -> HttpResponse:
     """Track the email's conversation: its emails take this one's "regarding", and later messages
     of it correlate with it (syncjobs.mail.tracking.track_conversation)."""
     email = get_email_for_user(request, pk)
+    if not _can_track(email):
+        raise PermissionDenied
     changed = track_conversation(email, Actor.from_request(request))
     if email.regarding is not None:
         text = ngettext(

@@ -38,6 +38,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from audit.log import Actor, record
+from crm.email_access import visible_emails
 from crm.models import (
     Account,
     Contact,
@@ -462,8 +463,13 @@ def conversation_of(email: Email) -> Q:
 def track_conversation(email: Email, actor: Actor) -> int:
     """Track the conversation of a CRM email: its emails without a "regarding" take this email's,
     and messages of the conversation that arrive later correlate with it (by In-Reply-To, token
-    or conversation index). Audited as "email.conversation_tracked"; returns how many emails changed."""
+    or conversation index). Audited as "email.conversation_tracked"; returns how many emails changed.
+
+    Only the emails the acting user may see change (``visible_emails``): a plain user who sees one
+    email of a thread does not decide for a colleague's private emails in it. The system changes all.
+    """
     regarding = {name: getattr(email, name) for name in REGARDING}
+    emails = visible_emails(actor.user) if actor.user is not None else Email.objects.all()
     with transaction.atomic():
         if not email.tracked_by:
             Email.objects.filter(pk=email.pk).update(tracked_by=TrackedBy.MANUAL)
@@ -471,7 +477,7 @@ def track_conversation(email: Email, actor: Actor) -> int:
         changed = 0
         if any(regarding.values()):
             others = (
-                Email.objects.filter(organization_id=email.organization_id)
+                emails.filter(organization_id=email.organization_id)
                 .filter(conversation_of(email))
                 .exclude(pk=email.pk)
                 .filter(**{name: None for name in REGARDING})

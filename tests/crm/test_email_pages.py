@@ -529,9 +529,9 @@ def test_a_compose_form_submitted_twice_makes_one_email_sent_once(
     email.refresh_from_db()
     assert (Email.objects.count(), email.subject, email.status) == (1, "Final offer", EmailStatus.PENDING_SEND)
     assert len(events("email.send_requested")) == 1 and SyncRun.objects.count() == 1
-    # Another user's email id in the form is refused.
+    # Another user's email id in the form is not found (404: its existence is not revealed).
     make_mailbox(org, bob, "bob@example.com", alice_mailbox.profile)
-    assert client_for(bob).post("/crm/emails/new/", {**data, "draft": "1"}).status_code == 403
+    assert client_for(bob).post("/crm/emails/new/", {**data, "draft": "1"}).status_code == 404
     assert Email.objects.get().subject == "Final offer"
 
 
@@ -602,6 +602,28 @@ def test_track_gives_the_conversation_what_the_email_regards(org: Organization, 
     assert "1 more email of it now regards “Ada Lovelace”" in response.content.decode()
     [event] = events("email.conversation_tracked")
     assert (event.actor, event.object_id) == (alice, str(email.pk))
+
+
+def test_track_changes_only_the_emails_the_user_may_see(
+    org: Organization, alice: Any, bob: Any, queue: Mailbox, contact: Any
+) -> None:
+    queued = make_email(org, bob, "Question", message_id="<q@x>", conversation_id="t-1", regarding_contact=contact)
+    QueueItem.objects.create(queue=queue, email=queued)  # alice sees it: queues are shared work
+    private = make_email(org, bob, "Re: Question", message_id="<r@x>", in_reply_to="<q@x>", conversation_id="t-1")
+    mine = make_email(org, alice, "Re: Question", message_id="<s@x>", in_reply_to="<q@x>")
+
+    response = client_for(alice).post(f"/crm/emails/{queued.pk}/track/", follow=True)
+
+    private.refresh_from_db()
+    mine.refresh_from_db()
+    assert private.regarding is None and mine.regarding == contact  # bob's private email is not alice's to change
+    assert "1 more email of it now regards" in response.content.decode()
+
+
+def test_track_is_refused_when_there_is_nothing_to_track(org: Organization, alice: Any) -> None:
+    email = make_email(org, alice, "Tracked, regarding nothing", tracked_by=TrackedBy.RULE_ALL)
+    assert client_for(alice).post(f"/crm/emails/{email.pk}/track/").status_code == 403
+    assert not events("email.conversation_tracked")
 
 
 # Queues
