@@ -850,6 +850,11 @@ class Mailbox(AuditedModel):
             user_id=self.user_id, organization_id=self.organization_id, is_sync_organization=True
         ).exists()
 
+    def email_received_after(self) -> Any:
+        """The "process email received after" mark of the mailbox's incoming email: its own, else
+        its server profile's; None when every message counts."""
+        return self.process_email_after or (self.profile.process_email_after if self.profile else None)
+
     def email_owner(self) -> Any:
         """Who owns the CRM emails that arrive through this mailbox: its user; for a queue, the
         organization's first administrator (the earliest to join the portal); None if it has none."""

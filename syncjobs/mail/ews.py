@@ -35,8 +35,7 @@ class EwsIncoming(EwsBackend):
 
     def __init__(self, mailbox: Any) -> None:
         super().__init__(mailbox)
-        profile = mailbox.profile
-        self.received_after: datetime | None = mailbox.process_email_after or profile.process_email_after
+        self.received_after: datetime | None = mailbox.email_received_after()
 
     def _mail_folder(self, folder: str) -> Any:
         if folder == "inbox":

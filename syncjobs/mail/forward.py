@@ -26,11 +26,11 @@ mailbox" (it sends nothing: ``Mailbox.clean``), and each message fetched from it
 
 from __future__ import annotations
 
-from crm.models import Email, IgnoredMessage
+from crm.models import Email
 from mailboxes.models import IncomingMethod, Mailbox
 from syncjobs.errors import PermanentError
-from syncjobs.mail.parse import BadMessage, Parsed, max_bytes, parse
-from syncjobs.mail.tracking import track
+from syncjobs.mail.parse import BadMessage, Parsed, parse
+from syncjobs.mail.tracking import ignore, read, track
 from syncjobs.mail.transport import Fetched, IncomingTransport
 
 NO_ATTACHMENT = "forwarded without the original message attached"
@@ -39,25 +39,16 @@ NO_ATTACHMENT = "forwarded without the original message attached"
 def process_forwarded(mailbox: Mailbox, fetched: Fetched, transport: IncomingTransport) -> Email | None:
     """Process one message of a forward mailbox (see the module's docstring); the email of the first
     attached message tracked (or found tracked already), None when none was."""
-    after = mailbox.process_email_after or (mailbox.profile.process_email_after if mailbox.profile else None)
-    if after is not None and fetched.received_at is not None and fetched.received_at < after:
-        return None  # older than the forward mailbox processes (transports pass such messages without content)
-    if fetched.size is not None and fetched.size > max_bytes() and len(fetched.raw) < fetched.size:
-        _ignore(
-            mailbox, fetched, f"The message is {fetched.size:,} bytes, more than the limit of {max_bytes():,} bytes."
-        )
-        return None
-    try:
-        outer = parse(fetched.raw)
-    except BadMessage as error:
-        _ignore(mailbox, fetched, error.reason)
+    # Older than the forward mailbox processes (left alone), too large or not a message (recorded).
+    outer = read(mailbox, fetched, mailbox.email_received_after())
+    if not isinstance(outer, Parsed):
         return None
     if not outer.forwarded:
-        _ignore(mailbox, fetched, NO_ATTACHMENT, outer)
+        ignore(mailbox, fetched, NO_ATTACHMENT, outer)
         return None
     recipient, problem = original_recipient(mailbox, outer.sender.address if outer.sender else "")
     if recipient is None:
-        _ignore(mailbox, fetched, problem, outer)
+        ignore(mailbox, fetched, problem, outer)
         return None
     first: Email | None = None
     problems = []
@@ -71,7 +62,7 @@ def process_forwarded(mailbox: Mailbox, fetched: Fetched, transport: IncomingTra
             continue
         first = first or email
     if problems:
-        _ignore(mailbox, fetched, "; ".join(problems), outer)
+        ignore(mailbox, fetched, "; ".join(problems), outer)
     elif mailbox.delete_processed:
         transport.delete(fetched.folder, [fetched.source_id])
     return first
@@ -94,16 +85,3 @@ def original_recipient(forward: Mailbox, address: str) -> tuple[Mailbox | None, 
     if not found.address_ok():
         return None, f"the address {address} is not approved"
     return found, ""
-
-
-def _ignore(mailbox: Mailbox, fetched: Fetched, reason: str, parsed: Parsed | None = None) -> None:
-    """Record a message of the forward mailbox that could not be processed, once per server item."""
-    IgnoredMessage.objects.get_or_create(
-        mailbox=mailbox,
-        source_id=fetched.source_id[:512],
-        defaults={
-            "reason": reason,
-            "message_id": parsed.message_id[:998] if parsed else "",
-            "subject": parsed.subject[:998] if parsed else "",
-        },
-    )

@@ -89,11 +89,16 @@ def max_bytes() -> int:
     return int(getattr(settings, "EMAIL_MAX_BYTES", 25 * 1024 * 1024))
 
 
+def over_limit(size: int | None) -> str:
+    """Why a message of ``size`` bytes is not taken ("" when it is within ``EMAIL_MAX_BYTES``)."""
+    limit = max_bytes()
+    return f"The message is {size:,} bytes, more than the limit of {limit:,} bytes." if (size or 0) > limit else ""
+
+
 def parse(raw: bytes) -> Parsed:
     """The message's parts the CRM keeps (see the module's docstring)."""
-    limit = max_bytes()
-    if len(raw) > limit:
-        raise BadMessage(f"The message is {len(raw):,} bytes, more than the limit of {limit:,} bytes.")
+    if problem := over_limit(len(raw)):
+        raise BadMessage(problem)
     if not raw.strip():
         raise BadMessage("The message is empty.")
     try:

@@ -29,6 +29,7 @@ import base64
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -56,7 +57,7 @@ from crm.models import (
 )
 from mailboxes.models import Mailbox, OwnerType, TrackingRule
 from syncjobs.errors import PermanentError
-from syncjobs.mail.parse import BadMessage, Parsed, clean, max_bytes, parse, thread_key, tracking_number
+from syncjobs.mail.parse import BadMessage, Parsed, clean, over_limit, parse, thread_key, tracking_number
 from syncjobs.mail.transport import Fetched
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,34 @@ class Page:
     book: Book = field(default_factory=Book)
 
 
+def read(mailbox: Mailbox, fetched: Fetched, after: datetime | None) -> Parsed | Outcome:
+    """A message fetched from ``mailbox`` parsed, or why not: skipped (received before ``after``,
+    the mark of the mailbox whose rules apply), or ignored (over the size limit, so passed on
+    without its content; not a message) and then recorded as an IgnoredMessage of ``mailbox``."""
+    if after is not None and fetched.received_at is not None and fetched.received_at < after:
+        return Outcome(SKIPPED, reason="received before the mailbox processes email")
+    try:
+        if fetched.size is not None and len(fetched.raw) < fetched.size and (problem := over_limit(fetched.size)):
+            raise BadMessage(problem)
+        return parse(fetched.raw)
+    except BadMessage as error:
+        ignore(mailbox, fetched, error.reason)
+        return Outcome(IGNORED, reason=error.reason)
+
+
+def ignore(mailbox: Mailbox, fetched: Fetched, reason: str, parsed: Parsed | None = None) -> None:
+    """Record a message of ``mailbox`` that cannot be tracked (or forwarded), once per server item."""
+    IgnoredMessage.objects.get_or_create(
+        mailbox=mailbox,
+        source_id=fetched.source_id[:512],
+        defaults={
+            "reason": reason,
+            "message_id": parsed.message_id[:998] if parsed else "",
+            "subject": parsed.subject[:998] if parsed else "",
+        },
+    )
+
+
 def track(mailbox: Mailbox, fetched: Fetched, *, on_behalf_of: Mailbox | None = None) -> Email | None:
     """Track one message fetched from ``mailbox``; the email, or None when it was not tracked.
 
@@ -174,8 +203,7 @@ class Tracker:
             raise PermanentError(
                 f"The queue mailbox {self.mailbox} has no owner for its email: its organization has no administrator."
             )
-        profile = self.mailbox.profile
-        self.after = self.mailbox.process_email_after or (profile.process_email_after if profile else None)
+        self.after = self.mailbox.email_received_after()
         self.rule = self.mailbox.tracking_rule
         self.category = self.organization.tracked_category.strip().lower()
         self.is_queue = self.mailbox.owner_type == OwnerType.QUEUE
@@ -197,7 +225,7 @@ class Tracker:
         a crash leaves the stored ones stored and a replay adds nothing twice. A message the
         database refuses becomes an IgnoredMessage; only an error that passes (a lost connection,
         a deadlock) fails the page."""
-        parsed: list[tuple[Fetched, Parsed | Outcome]] = [(f, self._parse(f)) for f in messages]
+        parsed: list[tuple[Fetched, Parsed | Outcome]] = [(f, read(self.source, f, self.after)) for f in messages]
         good = [(f, p) for f, p in parsed if isinstance(p, Parsed)]
         page = self._read_page([p for _, p in good], {_key(f, p) for f, p in good} - {""})
         outcomes = []
@@ -210,35 +238,10 @@ class Tracker:
                         raise  # the run fails and is retried: the message is not the cause
                     # A message the database refuses (its writes were undone with their atomic
                     # block): recorded with the reason, the others go on.
-                    self.ignore(fetched, f"The database refused the message: {error}", p)
+                    ignore(self.source, fetched, f"The database refused the message: {error}", p)
                     p = Outcome(IGNORED, reason=str(error))
             outcomes.append(p)
         return outcomes
-
-    def _parse(self, fetched: Fetched) -> Parsed | Outcome:
-        if self.after is not None and fetched.received_at is not None and fetched.received_at < self.after:
-            return Outcome(SKIPPED, reason="received before the mailbox processes email")
-        if fetched.size is not None and fetched.size > max_bytes() and len(fetched.raw) < fetched.size:
-            reason = f"The message is {fetched.size:,} bytes, more than the limit of {max_bytes():,} bytes."
-            self.ignore(fetched, reason)
-            return Outcome(IGNORED, reason=reason)
-        try:
-            return parse(fetched.raw)
-        except BadMessage as error:
-            self.ignore(fetched, error.reason)
-            return Outcome(IGNORED, reason=error.reason)
-
-    def ignore(self, fetched: Fetched, reason: str, parsed: Parsed | None = None) -> None:
-        """Record a message that cannot be tracked, once per server item."""
-        IgnoredMessage.objects.get_or_create(
-            mailbox=self.source,
-            source_id=fetched.source_id[:512],
-            defaults={
-                "reason": reason,
-                "message_id": parsed.message_id[:998] if parsed else "",
-                "subject": parsed.subject[:998] if parsed else "",
-            },
-        )
 
     def _read_page(self, messages: list[Parsed], threads: set[str]) -> Page:
         page = Page()

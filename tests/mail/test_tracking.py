@@ -141,6 +141,14 @@ def test_profile_mark_applies_when_the_mailbox_has_none(box: Any, profile: Any) 
     assert track(box, old) is None
 
 
+def test_the_mark_is_the_mailboxs_own_else_its_profiles(box: Any, profile: Any) -> None:
+    assert box.email_received_after() is None
+    profile.process_email_after = timezone.now() - timedelta(days=2)
+    assert box.email_received_after() == profile.process_email_after
+    box.process_email_after = timezone.now() - timedelta(days=1)
+    assert box.email_received_after() == box.process_email_after
+
+
 # Correlation ---------------------------------------------------------------------------------
 
 
