@@ -111,6 +111,39 @@ def verify_database(using: str = "default") -> Result:
     return result
 
 
+def check_head(seq: int, head_hash: str, walk: chain.Walk, using: str = "default") -> tuple[bool, str]:
+    """Whether the head an earlier ``audit_verify`` printed (``seq``:``head_hash``) is still in the
+    chain that ``verify_database`` walked up to ``walk``; (ok, what was found).
+
+    The chain shows that nothing before its last event was changed, but not that events after
+    it were removed, nor that the whole log was rewritten: a head kept outside the database does.
+    1. The chain ends before ``seq``: the newest events were removed.
+    2. The event at ``seq`` has another hash: the log was rewritten from there on (or before).
+    3. ``seq`` was pruned since: the prune's anchor holds the hash of its last event; an event
+       in the middle of an archive is checked by verifying that archive (``--archive``).
+    """
+    if seq > walk.last_seq:
+        return False, (
+            f"the chain ends at seq {walk.last_seq}, before the expected head (seq {seq}): "
+            f"events {walk.seq}-{seq} or more were removed"
+        )
+    found = AuditEvent.objects.using(using).filter(seq=seq).values_list("hash", flat=True).first()
+    what = f"seq {seq}"
+    if found is None:
+        anchor = AuditAnchor.objects.using(using).filter(first_seq__lte=seq, seq__gte=seq).first()
+        if anchor is None:
+            found, what = (chain.GENESIS, "the genesis") if seq == 0 else (None, what)
+        elif anchor.seq == seq:
+            found, what = anchor.hash, f"seq {seq} (pruned into {anchor.archive_name})"
+        else:
+            return True, f"seq {seq} was pruned into {anchor.archive_name}: check it with --archive"
+    if found is None:
+        return False, f"seq {seq} (the expected head) is missing"
+    if found != head_hash:
+        return False, f"{what} has hash {found}, not the expected head's {head_hash}: the log was rewritten"
+    return True, f"{what} has the expected hash"
+
+
 def read_archive(path: Path) -> Iterator[dict[str, Any]]:
     with gzip.open(path, "rt", encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
@@ -169,13 +202,28 @@ def cutoff(before: datetime.datetime, using: str = "default") -> int | None:
     return events.order_by("-seq").first()
 
 
-def _write_archive(path: Path, using: str, walk: chain.Walk, upto: int) -> chain.Break | None:
+@dataclass(frozen=True)
+class Recorded:
+    """An organization as the events recorded it (id and name): audit imports no other app."""
+
+    pk: Any
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _write_archive(
+    path: Path, using: str, walk: chain.Walk, upto: int, organizations: dict[Any, str]
+) -> chain.Break | None:
     """Write events up to ``upto`` to ``path`` (via a .partial file, fsynced, renamed),
-    checking their chain on the way: nothing is written if it is broken."""
+    checking their chain on the way: nothing is written if it is broken. ``organizations``
+    gets the organizations of the events written ({id: newest name}; None: no organization)."""
     partial = path.with_name(path.name + ".partial")
 
     def written(rows: Iterator[dict[str, Any]], out: Any) -> Iterator[dict[str, Any]]:
         for row in rows:
+            organizations[row["organization_id"]] = row["organization_name"]
             line = {**chain.canonical_fields(**row), "hash": row["hash"]}
             out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
             yield row
@@ -206,7 +254,8 @@ def prune(before: datetime.datetime, archive_dir: Path, pruned_by: str, using: s
        fsync it, read it back (its chain and SHA-256) from the disk.
     3. In one transaction, holding the chain: record the anchor, delete the archived
        events (the triggers allow it only inside chain.maintenance), and record
-       ``audit.pruned``, the first event after the anchor or linked after the events kept.
+       ``audit.pruned`` (once per organization of the pruned events), the first event after
+       the anchor or linked after the events kept.
     """
     if before > timezone.now():
         raise PruneError(f"{before:%Y-%m-%d %H:%M} is in the future: only events of the past are pruned.")
@@ -220,7 +269,8 @@ def prune(before: datetime.datetime, archive_dir: Path, pruned_by: str, using: s
     if path.exists():
         raise PruneError(f"{path} exists already: move it away or choose another --archive-dir.")
     first_seq, first_prev = walk.seq, walk.prev_hash
-    broken = _write_archive(path, using, walk, upto)
+    organizations: dict[Any, str] = {}
+    broken = _write_archive(path, using, walk, upto, organizations)
     if broken is not None:
         raise PruneError(
             f"The audit chain is broken at seq {broken.seq} (event id {broken.event_id}): {broken.message}. "
@@ -243,15 +293,17 @@ def prune(before: datetime.datetime, archive_dir: Path, pruned_by: str, using: s
     )
     try:
         with transaction.atomic(using=using):
-            _remove(anchor, last_anchor, using)
+            _remove(anchor, last_anchor, using, organizations)
     except BaseException:
         path.unlink()  # the events are all still there
         raise
     return anchor
 
 
-def _remove(anchor: AuditAnchor, last_anchor: AuditAnchor | None, using: str) -> None:
-    """Step 3 of ``prune``, inside its transaction."""
+def _remove(anchor: AuditAnchor, last_anchor: AuditAnchor | None, using: str, organizations: dict[Any, str]) -> None:
+    """Step 3 of ``prune``, inside its transaction. ``audit.pruned`` is recorded once per
+    organization that had events pruned, so that its auditors see it in their review (which
+    shows their organizations' events); once with no organization if none had one."""
     chain.lock(using)
     if AuditAnchor.objects.using(using).order_by("-seq").first() != last_anchor:
         raise PruneError("Another prune ran meanwhile: nothing was pruned by this one.")
@@ -263,4 +315,6 @@ def _remove(anchor: AuditAnchor, last_anchor: AuditAnchor | None, using: str) ->
     fields = ("first_seq", "seq", "count", "before", "archive_name", "archive_sha256")
     changes = {name: [None, getattr(anchor, name)] for name in fields}
     changes["before"][1] = anchor.before.isoformat()
-    record(Actor.system(anchor.pruned_by), "audit.pruned", anchor, changes=changes)
+    recorded = [Recorded(pk, name) for pk, name in organizations.items() if pk is not None] or [None]
+    for organization in recorded:
+        record(Actor.system(anchor.pruned_by), "audit.pruned", anchor, changes=changes, organization=organization)

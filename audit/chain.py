@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
+from django.db.transaction import TransactionManagementError
 
 GENESIS = "0" * 64
 # pg_advisory_xact_lock key: b"auditlog" as a big-endian integer.
@@ -108,14 +109,33 @@ def lock(using: str) -> None:
 
 @contextmanager
 def maintenance(using: str, reason: str) -> Iterator[None]:
-    """Let this transaction delete audit rows (call inside one; the flag is never committed).
+    """Let this transaction delete audit rows; inside ``transaction.atomic()`` only.
 
     The triggers allow DELETE (and TRUNCATE on PostgreSQL) while a row exists in
-    audit_maintenance; this transaction alone sees the row it inserts, and removes it.
+    audit_maintenance; this transaction alone sees the row it inserts, and removes it:
+    1. Outside a transaction the row would be committed at once, for every connection:
+       refused.
+    2. The block ends normally: the row is deleted before the transaction commits.
+    3. The block raises: the transaction is marked for rollback, which takes the row with
+       it (a DELETE could not run in a transaction that PostgreSQL has aborted). A caller
+       that catches the exception still cannot commit the row.
+    A row left over all the same (plain SQL, say) is reported by ``audit_verify``
+    (triggers.maintenance_rows).
     """
-    with connections[using].cursor() as cursor:
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        raise TransactionManagementError(
+            "chain.maintenance needs a transaction: call it inside transaction.atomic(), "
+            "or its flag would be committed at once."
+        )
+    with connection.cursor() as cursor:
         cursor.execute(f"INSERT INTO {MAINTENANCE_TABLE} (reason) VALUES (%s)", [reason[:200]])
+    try:
         yield
+    except BaseException:
+        transaction.set_rollback(True, using=using)
+        raise
+    with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {MAINTENANCE_TABLE}")
 
 

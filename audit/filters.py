@@ -24,7 +24,8 @@ ACTION = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]*)?$")
 OBJECT_TYPE = re.compile(r"^[a-z0-9_]+\.[a-z0-9_]+$")
 # How much later than its successor in the chain an event may be stamped: events are stamped
 # when they are made and numbered when they get the chain, which may wait for another writer's
-# transaction (seq_after).
+# transaction (seq_after). Writers whose clocks differ by more than this can have events left
+# out of a date range (seq_after).
 CLOCK_MARGIN = timedelta(hours=1)
 # The fields that narrow the events, in the order of the page's links and of the export's event.
 FILTERS = ("person", "action", "object_type", "object_id", "organization", "date_from", "date_to", "q")
@@ -208,6 +209,11 @@ def seq_after(moment: datetime) -> int | None:
     give or take how long a writer waits for the chain (CLOCK_MARGIN at most): every event at
     or after ``moment`` comes after the last event stamped more than CLOCK_MARGIN before it.
     One probe of the time index finds that event.
+
+    The bound assumes the writers' clocks agree within CLOCK_MARGIN: an event stamped by a
+    clock that was over an hour behind or ahead of the others (a host without NTP) may fall
+    outside the bounds and be missing from a date-filtered page or export, though it is in
+    the log, in the unfiltered pages, and in ``audit_verify``'s walk.
     """
     earlier = AuditEvent.objects.filter(time__lt=moment - CLOCK_MARGIN).order_by("-time")
     return earlier.values_list("seq", flat=True).first()

@@ -126,12 +126,25 @@ def record_deletion(sender: type[models.Model], instance: models.Model, origin: 
        (a cascade), or the rows of a queryset's delete. The event names the actor of the
        enclosing ``acting_as`` (the admin who deleted the user), else the system; it is
        written in the deletion's transaction, before the rows go.
-    3. A user (not an audited model) records ``user.deleted`` the same way.
+    3. A user (not an audited model) records ``user.deleted`` the same way, once per
+       organization the user was a member of (the memberships are still there: every
+       pre_delete is sent before any row goes), so that its auditors see it; once with no
+       organization for a user of none.
     """
     if not isinstance(instance, AuditedModel):
-        record(current_actor(), "user.deleted", instance)
+        for organization in _member_organizations(instance) or [None]:
+            record(current_actor(), "user.deleted", instance, organization=organization)
     elif origin is not instance:
         record(current_actor(), f"{instance.audit_name}.deleted", instance, organization=instance.audit_organization())
+
+
+def _member_organizations(user: models.Model) -> list[Any]:
+    """The organizations of the user's memberships (mailboxes.Membership, ``user.memberships``;
+    audit imports no other app)."""
+    memberships = getattr(user, "memberships", None)
+    if memberships is None:
+        return []
+    return [m.audit_organization() for m in memberships.select_related("organization").order_by("organization__name")]
 
 
 def connect_deletion_records() -> None:

@@ -1,7 +1,8 @@
 """The database triggers that keep the audit tables append-only against plain SQL.
 
 UPDATE is refused always; DELETE (and TRUNCATE, on PostgreSQL) unless the deleting
-transaction has a row in audit_maintenance (chain.maintenance: audit_prune, flush).
+transaction has a row in audit_maintenance (chain.maintenance: audit_prune, flush); on
+SQLite, an INSERT of an id or seq already there too (INSERT OR REPLACE).
 
 They are installed by migration 0002 and again after every ``migrate`` (apps.py): on
 SQLite, a later migration that alters the audit table rebuilds it, and the rebuilt table
@@ -11,6 +12,8 @@ would have lost them. ``missing`` tells audit_verify when they are gone or disab
 from __future__ import annotations
 
 from typing import Any
+
+from django.db import DatabaseError, transaction
 
 from audit.chain import MAINTENANCE_TABLE
 
@@ -42,8 +45,16 @@ for _table in TABLES:
         f"CREATE TRIGGER IF NOT EXISTS {_table}_no_delete BEFORE DELETE ON {_table} "
         f"WHEN NOT EXISTS (SELECT 1 FROM {MAINTENANCE_TABLE}) "
         f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}: DELETE refused on {_table}'); END",
+        # INSERT OR REPLACE deletes the row it replaces without firing DELETE triggers (unless
+        # recursive_triggers is on, which the sqlite3 shell does not set): refuse any insert of
+        # an id or seq that is there already. (PostgreSQL has no REPLACE; its upserts and MERGE
+        # fire the UPDATE and DELETE triggers.)
+        f"CREATE TRIGGER IF NOT EXISTS {_table}_no_replace BEFORE INSERT ON {_table} "
+        f"WHEN EXISTS (SELECT 1 FROM {_table} WHERE id = NEW.id) "
+        f"OR EXISTS (SELECT 1 FROM {_table} WHERE seq = NEW.seq) "
+        f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}: INSERT of an existing id or seq refused on {_table}'); END",
     ]
-SQLITE_NAMES = {f"{table}_{what}" for table in TABLES for what in ("no_update", "no_delete")}
+SQLITE_NAMES = {f"{table}_{what}" for table in TABLES for what in ("no_update", "no_delete", "no_replace")}
 
 
 def installable(connection: Any) -> bool:
@@ -84,6 +95,18 @@ def missing(connection: Any) -> list[str]:
             return []
         present = {name for (name,) in cursor.fetchall()}
     return sorted(expected - present)
+
+
+def maintenance_rows(connection: Any) -> list[str] | None:
+    """The reasons of the rows in audit_maintenance that every connection sees: none, unless a
+    maintenance flag was committed (then the triggers allow DELETE to everyone). None when this
+    database role may not read the table (the README's strict PostgreSQL privileges)."""
+    try:
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            cursor.execute(f"SELECT reason FROM {MAINTENANCE_TABLE}")  # noqa: S608 (a constant)
+            return [reason for (reason,) in cursor.fetchall()]
+    except DatabaseError:
+        return None
 
 
 def install_after_migrate(using: str = "default", **kwargs: Any) -> None:

@@ -189,9 +189,14 @@ def _next_seq() -> int:
     return (AuditEvent.objects.aggregate(last=Max("seq"))["last"] or 0) + 1
 
 
+# A cursor is a seq: a bigint, at most 18 digits. Anything else ("²" is a digit to isdigit, but
+# not to int; 5,000 digits is over Python's int() limit) is no cursor: the newest page.
+CURSOR_DIGITS = 18
+
+
 def _cursor(request: HttpRequest, name: str) -> int | None:
     value = request.GET.get(name, "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdecimal() and len(value) <= CURSOR_DIGITS else None
 
 
 def _filter_form(request: HttpRequest, **fixed: str) -> AuditFilterForm:

@@ -259,11 +259,15 @@ def run_metrics(now: datetime) -> Iterator[Metric]:
     yield synced
 
 
+def queue_depths(redis: Redis) -> tuple[dict[str, int], int]:
+    """({queue: jobs waiting}, workers registered): for /metrics and the monitoring page."""
+    return {name: Queue(name, connection=redis).count for name in settings.RQ_QUEUES}, Worker.count(connection=redis)
+
+
 def redis_metrics() -> Iterator[Metric]:
     redis = redis_connection()
     try:
-        depths = {name: Queue(name, connection=redis).count for name in settings.RQ_QUEUES}
-        workers = Worker.count(connection=redis)
+        depths, workers = queue_depths(redis)
         beat = scheduler_last_beat(redis)
     except Exception as exc:
         log.warning("Metrics: Redis failed: %s: %s", type(exc).__name__, exc)

@@ -2,7 +2,8 @@
 
 ``raise_alert`` is called where the condition is found: the sync engine (a channel disabled,
 a mass delete refused) and the scheduler's pass (``check``: stalled mailboxes, flagged
-profiles). Each alert is emailed once, after the transaction that raised it commits.
+profiles). Each alert is emailed once, by an RQ job queued after the transaction that raised
+it commits: neither a sync run nor the scheduler waits for the mail server.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+import django_rq
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMessage
@@ -33,6 +35,11 @@ log = logging.getLogger(__name__)
 RAISE_PER_PASS = 100
 # Emails that failed are tried again by the scheduler's passes for this long.
 EMAIL_RETRY_FOR = timedelta(days=1)
+# The RQ queue the emails are sent from (the workers' "default" queue).
+EMAIL_QUEUE = "default"
+# A flagged profile's alert resolves once this share of its mailboxes or less failed within the
+# hour (it is raised over half): a profile hovering around half is not alerted again and again.
+PROFILE_CLEAR_SHARE = 0.25
 
 
 def raise_alert(
@@ -49,7 +56,8 @@ def raise_alert(
 
     1. Insert the alert in a savepoint: the partial unique constraint refuses a second unresolved
        one, from this process or any other, and the refusal leaves the caller's transaction intact.
-    2. Once the caller's transaction commits, email it (``send_email``), once.
+    2. Once the caller's transaction commits, queue its email (``enqueue_email``): a worker sends
+       it (``send_email``), once.
     """
     subject = mailbox if mailbox is not None else profile
     assert subject is not None, "an alert is about a mailbox or a profile"
@@ -62,8 +70,28 @@ def raise_alert(
             alert.save(force_insert=True)
     except IntegrityError:
         return None  # raised meanwhile by another run or pass
-    transaction.on_commit(lambda: send_email(alert.pk))
+    transaction.on_commit(lambda: enqueue_email(alert.pk))
     return alert
+
+
+def _email_job_id(alert_id: Any) -> str:
+    return f"send_email-{alert_id}"
+
+
+def enqueue_email(alert_id: Any) -> bool:
+    """Queue the RQ job that emails an alert (``send_email``), unless one is waiting or running
+    for it already; True if queued. Redis down: logged, and a later scheduler pass tries again."""
+    try:
+        # At once ("auto"): called after the commit already (raise_alert), or by the scheduler's pass.
+        queue = django_rq.get_queue(EMAIL_QUEUE, commit_mode="auto")
+        job = queue.fetch_job(_email_job_id(alert_id))
+        if job is not None and job.get_status(refresh=False) in ("queued", "started", "deferred", "scheduled"):
+            return False
+        queue.enqueue(send_email, str(alert_id), job_id=_email_job_id(alert_id), result_ttl=0)
+    except Exception:
+        log.warning("Queueing the email of alert %s failed; the scheduler tries again", alert_id, exc_info=True)
+        return False
+    return True
 
 
 def recipients(alert: Alert) -> list[str]:
@@ -75,11 +103,12 @@ def recipients(alert: Alert) -> list[str]:
 
 
 def send_email(alert_id: Any) -> bool:
-    """Email an alert to its recipients unless that was done; True if this call sent it.
+    """Email an alert to its recipients unless that was done; True if this call sent it. The RQ
+    job that ``enqueue_email`` queues.
 
-    1. Claim the alert with a conditional UPDATE of ``emailed_at``: of all the senders (the
-       on-commit hook, a scheduler pass retrying) exactly one goes on. A restart never sends
-       an alert again; one claimed by a process that died before sending stays unsent.
+    1. Claim the alert with a conditional UPDATE of ``emailed_at``: of all the senders (the job
+       queued on commit, the jobs a scheduler pass queues again) exactly one goes on. A restart
+       never sends an alert again; one claimed by a process that died before sending stays unsent.
     2. Send one message to all recipients, in the portal's language.
     3. If sending fails, release the claim: a later scheduler pass tries again.
     """
@@ -121,14 +150,16 @@ def _email_context(alert: Alert) -> dict[str, Any]:
 
 
 def check(now: datetime | None = None) -> dict[str, int]:
-    """One monitoring pass of the scheduler: raise what is found, resolve what cleared, retry emails."""
+    """One monitoring pass of the scheduler: raise what is found, resolve what cleared, queue
+    again the emails that were not sent. Sends nothing itself: the workers do."""
     now = now or timezone.now()
-    raised = raise_stalled(now) + raise_flagged(now)
-    resolved = resolve_cleared(now)
+    counts = failing_counts(EmailServerProfile.objects.all(), now)
+    raised = raise_stalled(now) + raise_flagged(now, counts)
+    resolved = resolve_cleared(now, counts)
     retried = sum(
-        send_email(pk)
+        enqueue_email(pk)
         for pk in Alert.objects.filter(emailed_at__isnull=True, created__gte=now - EMAIL_RETRY_FOR)
-        .exclude(created__gt=now - timedelta(minutes=1))  # the raiser's own hook sends those
+        .exclude(created__gt=now - timedelta(minutes=1))  # the raiser's own hook queued those
         .values_list("pk", flat=True)[:RAISE_PER_PASS]
     )
     return {"alerts_raised": raised, "alerts_resolved": resolved, "alert_emails_retried": retried}
@@ -151,42 +182,50 @@ def raise_stalled(now: datetime) -> int:
     return raised
 
 
-def flagged_profiles(profiles: Any, now: datetime) -> list[EmailServerProfile]:
+def flagged_profiles(
+    profiles: Any, now: datetime, counts: dict[Any, tuple[int, int]] | None = None
+) -> list[EmailServerProfile]:
     """The profiles over half of whose mailboxes failed within the hour (syncjobs.health), each with
-    ``n_failing`` and ``n_mailboxes``: three queries."""
-    counts = {pk: n for pk, n in failing_counts(profiles, now).items() if is_failing(share(*n))}
-    flagged = list(profiles.filter(pk__in=list(counts))) if counts else []
+    ``n_failing`` and ``n_mailboxes``: three queries (one, given the profiles' ``counts``)."""
+    counts = failing_counts(profiles, now) if counts is None else counts
+    flagged_counts = {pk: n for pk, n in counts.items() if is_failing(share(*n))}
+    flagged = list(profiles.filter(pk__in=list(flagged_counts))) if flagged_counts else []
     for profile in flagged:
-        profile.n_failing, profile.n_mailboxes = counts[profile.pk]
+        profile.n_failing, profile.n_mailboxes = flagged_counts[profile.pk]
     return flagged
 
 
-def raise_flagged(now: datetime) -> int:
+def raise_flagged(now: datetime, counts: dict[Any, tuple[int, int]]) -> int:
     raised = 0
-    for profile in flagged_profiles(EmailServerProfile.objects.all(), now)[:RAISE_PER_PASS]:
+    for profile in flagged_profiles(EmailServerProfile.objects.all(), now, counts)[:RAISE_PER_PASS]:
         data = {"failing": profile.n_failing, "total": profile.n_mailboxes}
         raised += raise_alert(AlertKind.PROFILE_FLAGGED, profile=profile, data=data) is not None
     return raised
 
 
-def resolve_cleared(now: datetime) -> int:
-    """Resolve the unresolved alerts whose cause is gone; returns how many.
+def resolve_cleared(now: datetime, counts: dict[Any, tuple[int, int]]) -> int:
+    """Resolve the unresolved alerts whose cause is gone; returns how many. ``counts``: every
+    profile's failing mailboxes (syncjobs.health.failing_counts).
 
     - A disabled channel: enabled again (Test & Enable passed).
-    - A refused mass delete: a run succeeded since.
-    - A stalled mailbox: not stalled any more (it synced, or it is no longer enabled).
-    - A flagged profile: half of its mailboxes or fewer failed within the hour.
-    - Any mailbox alert: the mailbox was made inactive.
+    - A refused mass delete, a stalled mailbox: a run succeeded since the alert. (Not merely "not
+      stalled now": a run that starts makes the mailbox not stalled until its worker is lost, and
+      a mailbox whose runs keep dying would be alerted and emailed again each time.)
+    - A flagged profile: PROFILE_CLEAR_SHARE of its mailboxes or fewer failed within the hour.
+    - Any mailbox alert: the mailbox was made inactive; a stalled one also when no channel is
+      enabled any more (nothing to sync).
     """
     enabled_again = Q()
     for channel in ("incoming", "outgoing", "act"):
         enabled_again |= Q(channel=channel, **{f"mailbox__enabled_{channel}": True})
-    flagged = [p.pk for p in flagged_profiles(EmailServerProfile.objects.all(), now)]
+    still_failing = [pk for pk, n in counts.items() if share(*n) > PROFILE_CLEAR_SHARE]
+    nothing_enabled = Q(mailbox__enabled_act=False, mailbox__enabled_incoming=False, mailbox__enabled_outgoing=False)
+    succeeded_since = Q(mailbox__last_success_at__gt=F("created"))
     cleared = (
         Q(kind=AlertKind.CHANNEL_DISABLED) & enabled_again
-        | Q(kind=AlertKind.MASS_DELETE_REFUSED, mailbox__last_success_at__gt=F("created"))
-        | Q(kind=AlertKind.MAILBOX_STALLED) & ~Q(mailbox__in=stalled_mailboxes(now).values("pk"))
-        | Q(kind=AlertKind.PROFILE_FLAGGED) & ~Q(profile__in=flagged)
+        | Q(kind__in=[AlertKind.MASS_DELETE_REFUSED, AlertKind.MAILBOX_STALLED]) & succeeded_since
+        | Q(kind=AlertKind.MAILBOX_STALLED) & nothing_enabled
+        | Q(kind=AlertKind.PROFILE_FLAGGED) & ~Q(profile__in=still_failing)
         | Q(mailbox__is_active=False)
     )
     ids = list(Alert.objects.unresolved().filter(cleared).values_list("pk", flat=True))

@@ -38,6 +38,29 @@ class AlertStatus(models.TextChoices):
 UNRESOLVED = (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
 
 
+def advice(kind: str) -> str:
+    """What to do about an alert of this kind (or a failing mailbox's same cause, on the monitoring page)."""
+    if kind == AlertKind.CHANNEL_DISABLED:
+        return gettext(
+            "Correct the cause (the credentials of the mailbox or its server profile, the address, the "
+            "server), then run Test & Enable again."
+        )
+    if kind == AlertKind.MASS_DELETE_REFUSED:
+        return gettext(
+            "Nothing was deleted. Check the owner's sync filters; if the deletes are right, confirm them "
+            "on the mailbox page."
+        )
+    if kind == AlertKind.MAILBOX_STALLED:
+        return gettext(
+            "Check on this page that workers are running and the queue is not backed up; the mailbox page "
+            "says why it cannot sync, and Sync now tries at once."
+        )
+    return gettext(
+        "Check the profile's connection settings and the server: when many mailboxes fail at once, the "
+        "cause is usually shared."
+    )
+
+
 class AlertQuerySet(models.QuerySet):
     def unresolved(self) -> AlertQuerySet:
         return self.filter(status__in=UNRESOLVED)
@@ -149,25 +172,7 @@ class Alert(models.Model):
     @property
     def advice(self) -> str:
         """What to do about it."""
-        if self.kind == AlertKind.CHANNEL_DISABLED:
-            return gettext(
-                "Correct the cause (the credentials of the mailbox or its server profile, the address, the "
-                "server), then run Test & Enable again."
-            )
-        if self.kind == AlertKind.MASS_DELETE_REFUSED:
-            return gettext(
-                "Nothing was deleted. Check the owner's sync filters; if the deletes are right, confirm them "
-                "on the mailbox page."
-            )
-        if self.kind == AlertKind.MAILBOX_STALLED:
-            return gettext(
-                "Check on this page that workers are running and the queue is not backed up; the mailbox page "
-                "says why it cannot sync, and Sync now tries at once."
-            )
-        return gettext(
-            "Check the profile's connection settings and the server: when many mailboxes fail at once, the "
-            "cause is usually shared."
-        )
+        return advice(self.kind)
 
     def acknowledge(self, actor: Actor) -> bool:
         """Mark an open alert acknowledged by an administrator, audited on its mailbox or profile.

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import django_rq
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -23,14 +22,14 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
-from rq import Worker
 
 from audit.log import Actor
+from crmsync_portal import health
 from mailboxes.access import ADMIN, memberships, org_ids, role_required
 from mailboxes.models import Channel, EmailServerProfile, Mailbox, TestStatus
 from monitoring.alerts import flagged_profiles
 from monitoring.charts import run_charts
-from monitoring.models import Alert
+from monitoring.models import Alert, AlertKind, advice
 from monitoring.states import DESCRIPTIONS, MailboxState, count_by_state, in_state, stall_minutes, with_last_run
 from syncjobs.engine import MAX_TRIES
 from syncjobs.health import WINDOW, share
@@ -66,32 +65,30 @@ def failure(mailbox: Mailbox) -> tuple[str, str]:
         for ch in Channel.values
     )
     if disabled:
-        advice = _(
-            "Correct the cause (for example the credentials, the address or the server), then run Test & Enable again."
-        )
-        return mailbox.disabled_reason or mailbox.last_error, advice
+        return mailbox.disabled_reason or mailbox.last_error, advice(AlertKind.CHANNEL_DISABLED)
     if mailbox.last_run_kind == ErrorKind.GUARD:
-        advice = _(
-            "Nothing was deleted. Check the sync filters; if the deletes are right, confirm them on the mailbox page."
+        return mailbox.last_error, advice(AlertKind.MASS_DELETE_REFUSED)
+    if mailbox.last_run_kind == ErrorKind.LOST:
+        return mailbox.last_error, _(
+            "The worker running the sync stopped; the run is queued again. Check that the workers are running."
         )
-    elif mailbox.last_run_kind == ErrorKind.LOST:
-        advice = _("The worker running the sync stopped; the run is queued again. Check that the workers are running.")
-    else:
-        advice = _(
-            "The portal tries again by itself (failure %(n)s of %(max)s in a row; then the channel is disabled). "
-            "If it goes on failing, check the server and the network."
-        ) % {"n": mailbox.consecutive_failures, "max": MAX_TRIES}
-    return mailbox.last_error, advice
+    return mailbox.last_error, _(
+        "The portal tries again by itself (failure %(n)s of %(max)s in a row; then the channel is disabled). "
+        "If it goes on failing, check the server and the network."
+    ) % {"n": mailbox.consecutive_failures, "max": MAX_TRIES}
 
 
 def queue_figures() -> dict[str, Any] | None:
-    """Jobs waiting per queue and the workers running; None when Redis cannot be reached."""
+    """Jobs waiting per queue and the workers running; None when Redis cannot be reached (or does
+    not answer within health.REDIS_TIMEOUT: the page never hangs on Redis)."""
+    redis = health.redis_connection()
     try:
-        queues = [(name, django_rq.get_queue(name).count) for name in settings.RQ_QUEUES]
-        workers = Worker.count(connection=django_rq.get_connection("sync"))
+        depths, workers = health.queue_depths(redis)
     except (RedisError, OSError):
         return None
-    return {"queues": queues, "workers": workers}
+    finally:
+        redis.close()
+    return {"queues": list(depths.items()), "workers": workers}
 
 
 def _count(model: Any, **filters: Any) -> Coalesce:

@@ -284,6 +284,13 @@ def test_metrics_count_the_runs_the_queues_and_the_workers(
     assert value("crmsync_scheduler_last_pass_timestamp_seconds") == pytest.approx(now.timestamp())
 
 
+def test_the_runs_by_outcome_are_counted_from_an_index(db: Any) -> None:
+    """/metrics groups every run by channel and status at each scrape: an index holds both."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, SyncRun._meta.db_table)
+    assert any(c["index"] and c["columns"] == ["channel", "status"] for c in constraints.values())
+
+
 def test_metrics_answer_without_redis(staff: Any, settings: Any) -> None:
     point_redis_at(settings, f"redis://127.0.0.1:{closed_port()}/0")
     response = client_for(staff).get("/metrics")

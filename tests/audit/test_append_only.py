@@ -3,11 +3,13 @@ Python) and plain SQL's (refused by the database's triggers), on SQLite and Post
 
 from __future__ import annotations
 
+from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from audit import chain
@@ -124,6 +126,47 @@ def test_the_database_refuses_changes_to_the_prune_anchors() -> None:
     assert AuditAnchor.objects.get().hash == "a" * 64
 
 
+COLUMNS = (
+    "id, seq, time, actor_id, actor_name, ip, action, object_type, object_id, object_repr, "
+    "organization_id, organization_name, changes, prev_hash, hash"
+)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="INSERT OR REPLACE is SQLite's")
+def test_sqlite_refuses_insert_or_replace(event: AuditEvent) -> None:
+    """REPLACE deletes the row it replaces without firing DELETE triggers: an insert of an id or a
+    seq that is there already is refused on its own."""
+    rewritten = COLUMNS.replace("actor_name", "'mallory'")
+    refused_sql(
+        f"INSERT OR REPLACE INTO audit_auditevent ({COLUMNS}) SELECT {rewritten} FROM audit_auditevent WHERE seq = %s",
+        [event.seq],
+    )
+    refused_sql(  # another id at the same seq
+        f"INSERT OR REPLACE INTO audit_auditevent ({COLUMNS}) "
+        f"SELECT {rewritten.replace('id, seq', "'0123456789abcdef0123456789abcdef', seq", 1)} "
+        "FROM audit_auditevent WHERE seq = %s",
+        [event.seq],
+    )
+    assert stored(event)[1] == "tests"
+    anchor = AuditAnchor.objects.create(
+        first_seq=1,
+        prev_hash=chain.GENESIS,
+        seq=1,
+        hash="a" * 64,
+        count=1,
+        before=timezone.now(),
+        archive_name="a.jsonl.gz",
+        archive_sha256="b" * 64,
+        pruned_by="tests",
+    )
+    refused_sql(
+        "REPLACE INTO audit_auditanchor (id, first_seq, prev_hash, seq, hash, count, before, archive_name, "
+        "archive_sha256, pruned_by, time) VALUES (%s, 1, '', 1, '', 1, '2020-01-01', 'a', 'b', 'c', '2020-01-01')",
+        [anchor.pk],
+    )
+    assert AuditAnchor.objects.get().hash == "a" * 64
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has no TRUNCATE")
 def test_postgresql_refuses_truncate(event: AuditEvent) -> None:
     refused_sql("TRUNCATE audit_auditevent")
@@ -139,6 +182,51 @@ def test_deletion_is_allowed_in_maintenance_only_in_its_own_transaction(event: A
     assert AuditEvent.objects.filter(pk=event.pk).exists()
     # The flag is gone with the transaction: the next delete is refused again.
     refused_sql("DELETE FROM audit_auditevent")
+
+
+def maintenance_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {chain.MAINTENANCE_TABLE}")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_maintenance_is_refused_outside_a_transaction(event: AuditEvent) -> None:
+    """Outside a transaction its flag would be committed at once: DELETE allowed to everyone."""
+    with pytest.raises(TransactionManagementError, match="inside transaction.atomic"):
+        with chain.maintenance(connection.alias, "oops"):
+            pass
+    assert maintenance_rows() == 0
+    refused_sql("DELETE FROM audit_auditevent")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_maintenance_leaves_no_flag_even_when_caught(event: AuditEvent) -> None:
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with chain.maintenance(connection.alias, "boom"):
+            raise RuntimeError("boom")
+    assert maintenance_rows() == 0
+    with transaction.atomic():
+        try:
+            with chain.maintenance(connection.alias, "caught"), connection.cursor() as cursor:
+                cursor.execute("DELETE FROM audit_auditevent")
+                raise RuntimeError("caught below")
+        except RuntimeError:
+            pass  # the transaction is rolled back all the same: the flag and the delete with it
+    assert maintenance_rows() == 0
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+    refused_sql("DELETE FROM audit_auditevent")
+
+
+def test_audit_verify_reports_a_maintenance_flag_left_behind(event: AuditEvent) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {chain.MAINTENANCE_TABLE} (reason) VALUES ('left behind')")
+    with pytest.raises(CommandError) as failure:
+        call_command("audit_verify", stdout=StringIO())
+    assert str(failure.value) == (
+        "audit_maintenance holds 1 committed row(s) (left behind): while it does, the triggers let anyone "
+        "delete audit events. Remove them with DELETE FROM audit_maintenance (as the tables' owner)."
+    )
 
 
 def test_flush_empties_the_audit_tables(event: AuditEvent) -> None:
@@ -184,9 +272,32 @@ def test_deleting_a_user_in_the_admin_records_the_user_and_the_memberships_remov
         ("root", "dora in Acme (User)", "Acme"),
         ("root", "dora in Globex (Approver)", "Globex"),
     ]
-    deleted = AuditEvent.objects.get(action="user.deleted")
-    assert (deleted.actor_name, deleted.object_repr, deleted.object_id) == ("root", "dora", str(dora.pk))
+    # Once in each of her organizations: their auditors see it.
+    deleted = AuditEvent.objects.filter(action="user.deleted").order_by("organization_name")
+    assert [(e.actor_name, e.object_repr, e.object_id, e.organization_id) for e in deleted] == [
+        ("root", "dora", str(dora.pk), org.pk),
+        ("root", "dora", str(dora.pk), other_org.pk),
+    ]
     assert verify_database().ok
+
+
+def test_an_auditor_sees_the_deletion_of_a_user_of_their_organization(
+    org: Organization, other_org: Organization, system: Actor, auditor: Any
+) -> None:
+    dora, eve = make_user("dora"), make_user("eve")
+    Membership.add(system, dora, org, Role.USER)
+    Membership.add(system, eve, other_org, Role.USER)
+    dora.delete()
+    eve.delete()
+    page = client_for(auditor).get("/audit/", {"action": "user.deleted"}).context["page"]
+    assert [event.object_repr for event in page.object_list] == ["dora"]
+
+
+def test_a_user_of_no_organization_is_recorded_deleted_once(db: Any) -> None:
+    dora = make_user("dora")
+    dora.delete()
+    [deleted] = AuditEvent.objects.filter(action="user.deleted")
+    assert (deleted.object_repr, deleted.organization_id) == ("dora", None)
 
 
 def test_deleting_a_user_outside_the_admin_records_the_memberships_by_the_system(

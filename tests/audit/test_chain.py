@@ -89,7 +89,53 @@ def test_the_hash_covers_every_field(events: list[AuditEvent]) -> None:
 
 def test_audit_verify_passes_on_an_intact_chain(events: list[AuditEvent]) -> None:
     count = AuditEvent.objects.count()
-    assert verify() == f"Audit log OK: {count} events (seq 1-{count}); head hash {events[-1].hash}\n"
+    assert verify() == f"Audit log OK: {count} events (seq 1-{count}); head {count}:{events[-1].hash}\n"
+
+
+def printed_head(output: str) -> str:
+    """The head as audit_verify prints it, to be pasted back with --expect-head."""
+    return output.split("; head ")[1].split()[0]
+
+
+def test_the_printed_head_passes_when_pasted_back(events: list[AuditEvent], system: Actor, org: Organization) -> None:
+    head = printed_head(verify())
+    record(system, "organization.tested", org, organization=org)  # the log grows meanwhile
+    out = StringIO()
+    call_command("audit_verify", "--expect-head", head, stdout=out)
+    assert f"Expected head: seq {events[-1].seq} has the expected hash" in out.getvalue()
+
+
+def test_removing_the_newest_events_is_caught_with_the_expected_head(events: list[AuditEvent]) -> None:
+    head = printed_head(verify())
+    # Cut off the newest event: what is left is an intact chain.
+    with chain.maintenance(connection.alias, "tampering"), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE seq = %s", [events[-1].seq])
+    assert "Audit log OK" in verify()
+    with pytest.raises(CommandError) as failure:
+        call_command("audit_verify", "--expect-head", head, stdout=StringIO())
+    assert str(failure.value) == (
+        f"Expected head not found: the chain ends at seq {events[-2].seq}, before the expected head "
+        f"(seq {events[-1].seq}): events {events[-1].seq}-{events[-1].seq} or more were removed"
+    )
+
+
+def test_a_rewritten_newest_event_is_caught_with_the_expected_head(
+    events: list[AuditEvent], system: Actor, org: Organization
+) -> None:
+    head = printed_head(verify())
+    with chain.maintenance(connection.alias, "tampering"), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditevent WHERE seq = %s", [events[-1].seq])
+    forged = record(Actor.system("mallory"), "organization.tested", org, organization=org)  # takes the same seq
+    assert forged.seq == events[-1].seq
+    with pytest.raises(CommandError) as failure:
+        call_command("audit_verify", "--expect-head", head, stdout=StringIO())
+    assert f"seq {forged.seq} has hash {forged.hash}, not the expected head's {events[-1].hash}" in str(failure.value)
+
+
+@pytest.mark.parametrize("head", ["12", "x:" + "a" * 64, "3:" + "a" * 63, "3:" + "g" * 64, "1" * 19 + ":" + "a" * 64])
+def test_the_expected_head_must_be_seq_and_hash(events: list[AuditEvent], head: str) -> None:
+    with pytest.raises(CommandError, match="is not SEQ:HASH as audit_verify prints the head"):
+        call_command("audit_verify", "--expect-head", head, stdout=StringIO())
 
 
 def test_audit_verify_walks_in_chunks(events: list[AuditEvent], monkeypatch: pytest.MonkeyPatch) -> None:

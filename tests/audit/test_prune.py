@@ -17,7 +17,10 @@ from django.utils import timezone
 
 from audit import chain
 from audit.archive import ROW_FIELDS
+from audit.log import Actor
 from audit.models import AuditAnchor, AuditEvent
+from mailboxes.models import Membership, Role
+from tests.conftest import client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -92,6 +95,43 @@ def test_prune_archives_and_removes_the_old_events(history: list[AuditEvent], tm
     assert pruned.changes["archive_sha256"] == [None, anchor.archive_sha256]
 
 
+def test_the_prune_is_recorded_in_each_organization_whose_events_it_removed(
+    tmp_path: Path, org: Any, other_org: Any
+) -> None:
+    for organization in (org, other_org, org, None):
+        AuditEvent.objects.create(
+            time=days_ago(99),
+            actor_name="tests",
+            action="organization.tested",
+            object_type="mailboxes.organization",
+            object_id=str(getattr(organization, "pk", "0")),
+            object_repr=str(organization),
+            organization_id=getattr(organization, "pk", None),
+            organization_name=str(organization or ""),
+        )
+    prune(days_ago(90.5), tmp_path)
+    pruned = AuditEvent.objects.filter(action="audit.pruned").order_by("organization_name")
+    assert [(e.organization_id, e.organization_name) for e in pruned] == [(org.pk, "Acme"), (other_org.pk, "Globex")]
+    assert len({e.object_id for e in pruned}) == 1  # one prune
+    assert "Audit log OK" in run("audit_verify")
+    auditor = make_user("auditor")
+    Membership.add(Actor.system(), auditor, org, Role.AUDITOR)
+    page = client_for(auditor).get("/audit/", {"action": "audit.pruned"}).context["page"]
+    assert [event.organization_id for event in page.object_list] == [org.pk]
+
+
+def test_an_expected_head_pruned_since_is_checked_against_the_anchor(history: list[AuditEvent], tmp_path: Path) -> None:
+    head = f"{history[-1].seq}:{history[-1].hash}"
+    prune(days_ago(90.5), tmp_path)  # every event of the history: the anchor ends at the head
+    assert f"Expected head: seq {history[-1].seq} (pruned into " in run("audit_verify", "--expect-head", head)
+    wrong = f"{history[-1].seq}:{'e' * 64}"
+    assert "the log was rewritten" in refused("audit_verify", "--expect-head", wrong)
+    middle = f"{history[3].seq}:{history[3].hash}"
+    assert "was pruned into audit-000000000001-000000000010.jsonl.gz: check it with --archive" in run(
+        "audit_verify", "--expect-head", middle
+    )
+
+
 def test_verify_passes_after_a_prune_and_checks_the_archive(history: list[AuditEvent], tmp_path: Path) -> None:
     prune(days_ago(95.5), tmp_path)
     archive = tmp_path / "audit-000000000001-000000000005.jsonl.gz"
@@ -100,7 +140,7 @@ def test_verify_passes_after_a_prune_and_checks_the_archive(history: list[AuditE
 
     head = AuditEvent.objects.order_by("-seq").first()
     assert output == (
-        f"Audit log OK: 6 events (seq 6-11); head hash {head.hash}\n"
+        f"Audit log OK: 6 events (seq 6-11); head 11:{head.hash}\n"
         f"Archive {archive} OK: 5 events (seq 1-5), ends at the prune's anchor; last hash {history[4].hash}\n"
     )
 

@@ -543,6 +543,15 @@ def test_a_stale_cursor_shows_no_events_and_the_way_to_the_newest(auditor: Any, 
     assert '<a class="page-link" href="/audit/">Newest</a>' in html
 
 
+@pytest.mark.parametrize("cursor", ["²", "9" * 5000, "9" * 19, "-1", "1e3", " 7"])
+@pytest.mark.parametrize("name", ["before", "after"])
+def test_a_malformed_cursor_shows_the_newest_page(auditor: Any, events: None, name: str, cursor: str) -> None:
+    client = client_for(auditor)
+    response = client.get("/audit/", {name: cursor})
+    assert response.status_code == 200
+    assert rows(response) == rows(client.get("/audit/"))
+
+
 # An event's page ---------------------------------------------------------------------------
 
 

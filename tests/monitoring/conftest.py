@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import django_rq
 import pytest
 from django.utils import timezone
+from rq import SimpleWorker
 
 from mailboxes.models import Mailbox, OwnerType, TestStatus
 from syncjobs.models import ErrorKind, RunStatus, SyncRun
@@ -77,6 +79,12 @@ def finished_run(box: Mailbox, at: datetime, status: str = RunStatus.SUCCEEDED, 
     return SyncRun.objects.create(
         mailbox=box, status=status, queued_at=at, started_at=at - timedelta(seconds=5), finished_at=at, **fields
     )
+
+
+def send_queued_emails() -> None:
+    """Run the jobs of RQ's default queue (the alert emails), as a worker does (needs rq_queues)."""
+    queue = django_rq.get_queue("default")
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from datetime import datetime, timedelta
 from smtplib import SMTPException
 from typing import Any
 
+import django_rq
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
@@ -20,10 +22,11 @@ from mailboxes.models import Mailbox, Membership, Role
 from monitoring import alerts
 from monitoring.alerts import raise_alert, send_email
 from monitoring.models import Alert, AlertKind, AlertStatus
-from syncjobs.models import RunStatus
+from syncjobs.engine import recover_stale
+from syncjobs.models import RunStatus, SyncRun
 from syncjobs.scheduler import tick
 from tests.conftest import client_for, make_user
-from tests.monitoring.conftest import enabled, finished_run, in_each_state, queue_mailbox
+from tests.monitoring.conftest import enabled, finished_run, in_each_state, queue_mailbox, send_queued_emails
 
 pytestmark = pytest.mark.django_db
 
@@ -43,13 +46,15 @@ def use_mailer(settings: Any, backend: str) -> None:
 
 
 def test_an_alert_is_raised_once_and_emailed_once_however_often_raised(
-    alice_mailbox: Mailbox, admin: Any, alice: Any, bob: Any, django_capture_on_commit_callbacks: Any
+    alice_mailbox: Mailbox, admin: Any, alice: Any, bob: Any, django_capture_on_commit_callbacks: Any, rq_queues: str
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         first = raise_alert(AlertKind.CHANNEL_DISABLED, mailbox=alice_mailbox, channel="act", detail="HTTP 401")
         for _ in range(5):
             assert raise_alert(AlertKind.CHANNEL_DISABLED, mailbox=alice_mailbox, channel="act") is None
     assert first is not None and Alert.objects.get() == first
+    assert mail.outbox == []  # queued: a worker sends it
+    send_queued_emails()
     [message] = mail.outbox
     assert message.to == ["admin@example.com", "alice@example.com"]  # the administrators and the owner; not bob
     assert message.subject == "[CRM Sync Portal] Channel disabled: alice@example.com"
@@ -87,7 +92,7 @@ def test_a_rolled_back_alert_is_not_emailed(alice_mailbox: Mailbox, django_captu
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_raisers_make_one_alert_and_one_email(alice_mailbox: Mailbox, admin: Any) -> None:
+def test_concurrent_raisers_make_one_alert_and_one_email(alice_mailbox: Mailbox, admin: Any, rq_queues: str) -> None:
     """Eight workers find the same cause at once, each in its own transaction and connection."""
     start = threading.Barrier(8)
     raised: list[Any] = []
@@ -112,6 +117,7 @@ def test_concurrent_raisers_make_one_alert_and_one_email(alice_mailbox: Mailbox,
     assert errors == []
     assert len([a for a in raised if a is not None]) == 1
     assert Alert.objects.count() == 1
+    send_queued_emails()
     assert len(mail.outbox) == 1
 
 
@@ -126,18 +132,72 @@ def test_a_queue_mailbox_alert_goes_to_the_administrators(org: Any, profile: Any
 
 
 def test_an_email_that_failed_is_sent_by_a_later_pass(
-    alice_mailbox: Mailbox, admin: Any, settings: Any, django_capture_on_commit_callbacks: Any
+    alice_mailbox: Mailbox, admin: Any, settings: Any, django_capture_on_commit_callbacks: Any, rq_queues: str
 ) -> None:
     use_mailer(settings, "tests.monitoring.test_alerts.RefusingBackend")
     with django_capture_on_commit_callbacks(execute=True):
         alert = raise_alert(AlertKind.MASS_DELETE_REFUSED, mailbox=alice_mailbox)
+    send_queued_emails()
     alert.refresh_from_db()
     assert alert.emailed_at is None  # the claim was released
     use_mailer(settings, "django.core.mail.backends.locmem.EmailBackend")
     assert alerts.check(alert.created + timedelta(seconds=30))["alert_emails_retried"] == 0  # its own hook's turn
     assert alerts.check(alert.created + timedelta(minutes=2))["alert_emails_retried"] == 1
+    assert alerts.check(alert.created + timedelta(minutes=2))["alert_emails_retried"] == 0  # queued already
+    send_queued_emails()
     assert alerts.check(alert.created + timedelta(minutes=3))["alert_emails_retried"] == 0
+    send_queued_emails()
     assert len(mail.outbox) == 1
+
+
+def test_with_redis_down_the_email_waits_for_a_later_pass(
+    alice_mailbox: Mailbox, admin: Any, settings: Any, django_capture_on_commit_callbacks: Any, rq_queues: str
+) -> None:
+    redis_conf = settings.RQ_QUEUES
+    settings.RQ_QUEUES = {name: {**conf, "URL": "redis://127.0.0.1:1/0"} for name, conf in redis_conf.items()}
+    with django_capture_on_commit_callbacks(execute=True):
+        alert = raise_alert(AlertKind.MASS_DELETE_REFUSED, mailbox=alice_mailbox)  # the engine goes on
+    settings.RQ_QUEUES = redis_conf
+    assert alerts.check(alert.created + timedelta(minutes=2))["alert_emails_retried"] == 1
+    send_queued_emails()
+    assert len(mail.outbox) == 1
+
+
+class RecordingBackend(BaseEmailBackend):
+    """A mail server that notes where it was called from."""
+
+    callers: list[list[str]] = []
+
+    def send_messages(self, messages: Any) -> int:
+        RecordingBackend.callers.append([frame.function for frame in inspect.stack()])
+        return len(messages)
+
+
+def test_the_scheduler_queues_alert_emails_and_a_worker_sends_them(
+    org: Any,
+    profile: Any,
+    admin: Any,
+    now: datetime,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+    rq_queues: str,
+) -> None:
+    """A mail server that does not answer must not hold up the scheduler's pass: tick() sends nothing."""
+    use_mailer(settings, "tests.monitoring.test_alerts.RecordingBackend")
+    RecordingBackend.callers = []
+    for n in range(3):
+        in_each_state(org, profile, now, suffix=str(n))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tick(now)["alerts_raised"] == 3
+    assert RecordingBackend.callers == []
+    assert django_rq.get_queue("default").count == 3
+    send_queued_emails()
+    assert len(RecordingBackend.callers) == 3
+    assert all("tick" not in caller and "perform_job" in caller for caller in RecordingBackend.callers)
+    with django_capture_on_commit_callbacks(execute=True):
+        tick(now + timedelta(minutes=2))
+    send_queued_emails()
+    assert len(RecordingBackend.callers) == 3  # once each
 
 
 def test_the_email_links_to_the_portal_when_its_address_is_set(
@@ -159,7 +219,7 @@ def test_the_email_links_to_the_portal_when_its_address_is_set(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_permanent_error_raises_a_channel_disabled_alert_emailed_once(
-    mailbox: Mailbox, admin: Any, org: Any, sim: Any
+    mailbox: Mailbox, admin: Any, org: Any, sim: Any, rq_queues: str
 ) -> None:
     from tests.syncjobs.conftest import sync
 
@@ -170,13 +230,14 @@ def test_a_permanent_error_raises_a_channel_disabled_alert_emailed_once(
     alert = Alert.objects.get()
     assert (alert.kind, alert.mailbox, alert.channel) == (AlertKind.CHANNEL_DISABLED, mailbox, "act")
     assert "401" in alert.detail and "wrong" not in alert.detail
+    send_queued_emails()
     [message] = mail.outbox
     assert message.to == ["admin@example.com", "alice@example.com"]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_mass_delete_refused_raises_one_alert_however_many_runs_refuse(
-    mailbox: Mailbox, admin: Any, org: Any, alice: Any, sim: Any
+    mailbox: Mailbox, admin: Any, org: Any, alice: Any, sim: Any, rq_queues: str
 ) -> None:
     from crm.models import Contact
     from tests.syncjobs.conftest import sync
@@ -193,6 +254,7 @@ def test_a_mass_delete_refused_raises_one_alert_however_many_runs_refuse(
     alert = Alert.objects.get()
     assert (alert.kind, alert.mailbox) == (AlertKind.MASS_DELETE_REFUSED, mailbox)
     assert "would delete 25 of the 25 items" in alert.detail
+    send_queued_emails()
     assert len(mail.outbox) == 1
 
 
@@ -200,19 +262,50 @@ def test_a_mass_delete_refused_raises_one_alert_however_many_runs_refuse(
 
 
 def test_a_stalled_mailbox_is_alerted_once_and_resolved_when_it_syncs(
-    org: Any, profile: Any, admin: Any, now: datetime, django_capture_on_commit_callbacks: Any
+    org: Any, profile: Any, admin: Any, now: datetime, django_capture_on_commit_callbacks: Any, rq_queues: str
 ) -> None:
     stalled = in_each_state(org, profile, now)["stalled"]
     with django_capture_on_commit_callbacks(execute=True):
         assert alerts.check(now)["alerts_raised"] == 1
         assert alerts.check(now + timedelta(minutes=1))["alerts_raised"] == 0
+    send_queued_emails()
     alert = Alert.objects.get()
     assert (alert.kind, alert.mailbox, alert.data) == (AlertKind.MAILBOX_STALLED, stalled, {"minutes": 16})
     assert len(mail.outbox) == 1
-    Mailbox.objects.filter(pk=stalled.pk).update(last_success_at=now, next_sync_at=now + timedelta(minutes=5))
-    assert alerts.check(now + timedelta(minutes=1))["alerts_resolved"] == 1
+    synced = alert.created + timedelta(minutes=1)
+    Mailbox.objects.filter(pk=stalled.pk).update(last_success_at=synced, next_sync_at=synced + timedelta(minutes=5))
+    assert alerts.check(synced)["alerts_resolved"] == 1
     alert.refresh_from_db()
-    assert (alert.status, alert.resolved_at) == (AlertStatus.RESOLVED, now + timedelta(minutes=1))
+    assert (alert.status, alert.resolved_at) == (AlertStatus.RESOLVED, synced)
+
+
+def test_a_mailbox_whose_runs_keep_dying_is_alerted_and_emailed_once(
+    org: Any, profile: Any, admin: Any, now: datetime, django_capture_on_commit_callbacks: Any, rq_queues: str
+) -> None:
+    """Stalled, a run starts (not stalled while it beats), its worker is lost, stalled again: one alert."""
+    stalled = in_each_state(org, profile, now)["stalled"]
+    at = now
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            alerts.check(at)
+            SyncRun.objects.create(
+                mailbox=stalled, status=RunStatus.RUNNING, queued_at=at, started_at=at, heartbeat_at=at
+            )
+            alerts.check(at + timedelta(seconds=30))
+            at += timedelta(minutes=3)
+            assert recover_stale(at)  # the worker died: nothing succeeded
+    send_queued_emails()
+    assert Alert.objects.count() == 1 and Alert.objects.get().status == AlertStatus.OPEN
+    assert len(mail.outbox) == 1
+    Mailbox.objects.filter(pk=stalled.pk).update(last_success_at=at, consecutive_failures=0)
+    assert alerts.check(at)["alerts_resolved"] == 1
+
+
+def test_a_stalled_alert_resolves_when_no_channel_is_enabled_any_more(org: Any, profile: Any, now: datetime) -> None:
+    stalled = in_each_state(org, profile, now)["stalled"]
+    alerts.check(now)
+    Mailbox.objects.filter(pk=stalled.pk).update(enabled_act=False)
+    assert alerts.check(now)["alerts_resolved"] == 1
 
 
 def test_the_scheduler_tick_runs_the_monitoring_pass(org: Any, profile: Any, now: datetime) -> None:
@@ -237,6 +330,27 @@ def test_a_flagged_profile_is_alerted_and_resolved_when_the_failures_age(
     alerts.check(now + timedelta(minutes=55))
     alert.refresh_from_db()
     assert alert.status == AlertStatus.RESOLVED
+
+
+def test_a_profile_hovering_around_half_failing_is_alerted_once(
+    org: Any, profile: Any, admin: Any, now: datetime
+) -> None:
+    """Raised over half, resolved at a quarter or less: 75 %, 50 %, 75 % is one alert."""
+    m0, m1, m2, m3 = (queue_mailbox(org, profile, f"m{i}", **enabled(now)) for i in range(4))
+    for mailbox, minutes in ((m0, -50), (m1, -40), (m2, -5), (m3, 20), (m0, 22)):
+        finished_run(mailbox, now + timedelta(minutes=minutes), RunStatus.FAILED)
+
+    def flagged() -> list[tuple[str, dict[str, int]]]:
+        return [(a.status, a.data) for a in Alert.objects.filter(kind=AlertKind.PROFILE_FLAGGED).order_by("created")]
+
+    alerts.check(now)  # m0, m1, m2 failed within the hour: 3 of 4
+    assert flagged() == [(AlertStatus.OPEN, {"failing": 3, "total": 4})]
+    alerts.check(now + timedelta(minutes=15))  # m1, m2: 2 of 4, still over a quarter
+    alerts.check(now + timedelta(minutes=25))  # m2, m3, m0: 3 of 4 again
+    alerts.check(now + timedelta(minutes=60))  # m3, m0: 2 of 4
+    assert flagged() == [(AlertStatus.OPEN, {"failing": 3, "total": 4})]
+    alerts.check(now + timedelta(minutes=81))  # m0: 1 of 4
+    assert flagged() == [(AlertStatus.RESOLVED, {"failing": 3, "total": 4})]
 
 
 def test_a_disabled_channel_alert_is_resolved_once_the_channel_is_enabled_again(alice_mailbox: Mailbox) -> None:

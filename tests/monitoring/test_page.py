@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,9 +13,11 @@ import pytest
 from django.utils import timezone
 from rq import Queue
 
+from crmsync_portal import health
 from mailboxes.models import Mailbox, TestStatus
 from monitoring.charts import run_charts
 from monitoring.states import MailboxState, count_by_state, in_state
+from monitoring.views import queue_figures
 from syncjobs.models import Conflict, ErrorKind, ItemLink, LinkState, RunStatus, SyncRun
 from tests.conftest import client_for, make_conflict, make_profile
 from tests.monitoring.conftest import enabled, finished_run, in_each_state, queue_mailbox
@@ -195,6 +199,21 @@ def test_the_page_works_when_redis_is_down(admin: Any, settings: Any) -> None:
     response = client_for(admin).get("/monitoring/")
     assert response.status_code == 200
     assert "The queue (Redis) cannot be reached" in response.content.decode()
+
+
+def test_the_queue_figures_give_up_on_a_redis_that_does_not_answer(settings: Any, monkeypatch: Any) -> None:
+    """A Redis that takes connections and never answers (packets dropped): the page's figures give up
+    after health.REDIS_TIMEOUT instead of waiting for TCP to time out."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts connections; no one answers
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    settings.RQ_QUEUES = {name: {**q, "URL": url} for name, q in settings.RQ_QUEUES.items()}
+    monkeypatch.setattr(health, "REDIS_TIMEOUT", 0.2)
+    figures: list[Any] = []
+    reader = threading.Thread(target=lambda: figures.append(queue_figures()), daemon=True)
+    reader.start()
+    reader.join(timeout=60)  # a bound for the failure's sake (it would hang); answered well before
+    silent.close()  # a reader still waiting gets a reset and ends
+    assert figures == [None]
 
 
 def test_quarantined_items_and_open_conflicts_are_counted_and_linked(
