@@ -620,6 +620,8 @@ class IgnoredMessage(models.Model):
     class Meta:
         ordering = ["-created"]
         constraints = [models.UniqueConstraint(fields=["mailbox", "source_id"], name="one_ignored_per_item")]
+        # The mailbox pages list a mailbox's latest ignored messages.
+        indexes = [models.Index(fields=["mailbox", "-created"], name="crm_ignored_latest")]
 
     def __str__(self) -> str:
         return f"{self.mailbox}: {self.reason[:60]}"

@@ -33,7 +33,9 @@ def test_the_mailbox_page_lists_tracked_folders_and_ignored_messages(
     acme = Account.objects.create(organization=org, owner=alice, name="Acme Corp")
     acme.delete()  # soft: the folder still names it, without a link
     TrackedFolder.objects.create(mailbox=alice_mailbox, folder_name="Ann Lee", regarding_contact=ann, folder_id="F-1")
-    TrackedFolder.objects.create(mailbox=alice_mailbox, folder_name="Acme", regarding_account=acme)
+    TrackedFolder.objects.create(
+        mailbox=alice_mailbox, folder_name="Acme", regarding_account=acme, last_error="The folder was not found."
+    )
     ignore(alice_mailbox, 23)
     ignore(other_mailbox, 2)
 
@@ -43,6 +45,7 @@ def test_the_mailbox_page_lists_tracked_folders_and_ignored_messages(
     assert f'<a href="{ann.get_absolute_url()}">Contact: Ann Lee</a>' in folders
     assert "Account: Acme Corp" in folders and acme.get_absolute_url() not in folders
     assert "Found" in folders and "Not found yet" in folders
+    assert "Last error: The folder was not found." in folders
     assert "my-folder" not in folders and "/remove/" not in folders  # the user's to change
     ignored = page.split('id="ignored-messages"', 1)[1].split("</table>", 1)[0]
     assert ignored.count("<tr>") == 21  # the header and the latest 20
