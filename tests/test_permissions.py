@@ -260,8 +260,15 @@ def objects(
     for kind in CRM_KINDS:
         found[kind] = make_record(kind, org, alice)
         found[(f"{kind}-delete", "POST")] = make_record(kind, org, bob)
+    # Regarding a contact: its conversation can be tracked again and again.
     found["email"] = Email.objects.create(
-        organization=org, owner=alice, subject="Hello", direction="incoming", status="received", message_id="<m@x>"
+        organization=org,
+        owner=alice,
+        subject="Hello",
+        direction="incoming",
+        status="received",
+        message_id="<m@x>",
+        regarding_contact=found["contact"],
     )
     draft = Email.objects.create(organization=org, owner=alice, subject="Draft", direction="outgoing")
     found[("email-edit", "GET")] = found[("email-edit", "POST")] = draft
