@@ -43,6 +43,9 @@ def main() -> None:
             page.get_by_role("link", name=args.mailbox, exact=True).first.click()
             page.wait_for_load_state("networkidle")
             page.screenshot(path=HERE / f"mailbox-{language}.png", full_page=True)
+            for name, path in (("monitoring", "/monitoring/"), ("emails", "/crm/emails/"), ("audit", "/audit/")):
+                page.goto(f"{args.url}{path}")
+                page.screenshot(path=HERE / f"{name}-{language}.png", full_page=True)
             context.close()
         browser.close()
     print(f"Screenshots written to {HERE}")
