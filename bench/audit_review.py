@@ -50,23 +50,6 @@ MAILBOXES = 20_000
 PEOPLE = 2_000
 HOT_SHARE = 0.005  # the share of events about one mailbox (a long object history)
 SEARCH_WORD = "Countess"  # in the changes of about 2% of the events
-COLUMNS = (
-    "id",
-    "seq",
-    "time",
-    "actor_id",
-    "actor_name",
-    "ip",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "organization_id",
-    "organization_name",
-    "changes",
-    "prev_hash",
-    "hash",
-)
 OBJECT_TYPES = {
     "organization": "mailboxes.organization",
     "membership": "mailboxes.membership",
@@ -82,7 +65,8 @@ OBJECT_TYPES = {
 def event_rows(
     total: int, after: int, organizations: list[tuple[uuid.UUID, str]], postgres: bool
 ) -> Iterator[list[tuple]]:
-    """Batches of rows in COLUMNS order: a year of events up to now, seq after+1..after+total."""
+    """Batches of rows in the order of the chain's fields, then the hash: a year of events up to
+    now, seq after+1..after+total."""
     from audit.actions import ACTIONS
 
     rng = random.Random(9)
@@ -169,11 +153,13 @@ def fill(total: int, organizations: list[tuple[uuid.UUID, str]]) -> float:
     """
     from django.db import connection, transaction
 
+    from audit.chain import FIELDS
     from audit.models import head
 
     postgres = connection.vendor == "postgresql"
     started = time.perf_counter()
-    columns = ", ".join(COLUMNS)
+    names = (*FIELDS, "hash")
+    columns = ", ".join(names)
     after, _hash = head(connection.alias)
     with transaction.atomic(), connection.cursor() as cursor:
         indexes = secondary_indexes(cursor, postgres)
@@ -185,7 +171,7 @@ def fill(total: int, organizations: list[tuple[uuid.UUID, str]]) -> float:
                     for row in batch:
                         copy.write_row(row)
             else:
-                marks = ", ".join(["%s"] * len(COLUMNS))
+                marks = ", ".join(["%s"] * len(names))
                 cursor.cursor.executemany(f"INSERT INTO audit_auditevent ({columns}) VALUES ({marks})", batch)
             print(f"\r  {min(n * BATCH, total):,} events", end="", flush=True)
         print(f"; building {len(indexes)} indexes")
